@@ -1,0 +1,137 @@
+"""The task-family contract: physics moves bodies, the family turns sensors into obs and reward.
+
+A family is engine-agnostic. Each engine provides a :class:`Physics` for the family that consumes
+the family's control vector and produces the family's raw sensor vector, with the same layout in
+every engine. The family maps (action, episode state) -> control and (sensors, episode state) ->
+observation, and scores transitions with pure numpy functions of observations and actions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
+
+import numpy as np
+
+from sim.core.params import TaskParams
+from sim.core.spec import VectorSpec
+
+Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
+
+P = TypeVar("P", bound=TaskParams)
+EpisodeState = dict[str, np.ndarray]
+"""Per-episode, per-env memory kept by the family (arrays with a leading batch axis)."""
+
+
+class Physics(ABC):
+    """``batch`` environments of one family in one engine, each with its own task."""
+
+    sensor_dim: int
+    ctrl_dim: int
+
+    def __init__(self, batch: int) -> None:
+        if batch < 1:
+            raise ValueError(f"batch: expected an integer >= 1, got {batch}")
+        self.batch = batch
+
+    @abstractmethod
+    def set_tasks(self, tasks: Sequence[TaskParams]) -> None:
+        """Rebuild the scenes for new tasks (one per env)."""
+
+    @abstractmethod
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        """Reset every env (initial-pose noise drawn from ``rng``); return sensors ``[B, S]``."""
+
+    @abstractmethod
+    def step(self, ctrl: np.ndarray) -> np.ndarray:
+        """Advance one control period with ``ctrl [B, C]`` held; return sensors ``[B, S]``."""
+
+    @abstractmethod
+    def render(self, index: int, width: int, height: int) -> np.ndarray:
+        """RGB image ``[H, W, 3]`` uint8 of env ``index``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine resources."""
+
+
+class Expert(Protocol):
+    """A scripted controller that is told the true task parameters."""
+
+    def reset(self) -> None:
+        """Start a new episode."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Action for one observation."""
+
+
+class TaskFamily(ABC, Generic[P]):
+    """A distribution of tasks whose hidden parameters change the right behaviour."""
+
+    name: ClassVar[str]
+    params_type: ClassVar[type[TaskParams]]
+    obs_spec: ClassVar[VectorSpec]
+    action_spec: ClassVar[VectorSpec]
+    control_hz: ClassVar[float]
+    """Control (policy) rate; physics sub-steps run in between."""
+    max_steps: ClassVar[int]
+    """Episode length in control steps (truncation)."""
+    engines: ClassVar[tuple[str, ...]]
+    observation_reward: ClassVar[bool] = True
+    """True when reward and success need nothing but observations and actions (a robot can
+    compute them on-line). False for teaching tasks whose reward uses the hidden goal."""
+
+    @abstractmethod
+    def sample_tasks(self, rng: np.random.Generator, n: int, split: Split) -> list[P]:
+        """Draw ``n`` tasks of ``split``; ``train`` and ``test`` never share a task."""
+
+    @abstractmethod
+    def in_split(self, task: P) -> Split:
+        """Which split a task belongs to (raises if it belongs to neither)."""
+
+    @abstractmethod
+    def make_physics(self, engine: str, batch: int) -> Physics:
+        """Physics for ``batch`` envs in ``engine``."""
+
+    @abstractmethod
+    def new_episode(self, tasks: Sequence[P], sensors: np.ndarray) -> EpisodeState:
+        """Episode memory after reset (e.g. rest heights, controller targets)."""
+
+    @abstractmethod
+    def control(self, action: np.ndarray, state: EpisodeState) -> np.ndarray:
+        """Map validated actions ``[B, A]`` in [-1, 1] to the engine control vector ``[B, C]``."""
+
+    @abstractmethod
+    def observe(self, sensors: np.ndarray, state: EpisodeState) -> np.ndarray:
+        """Observation ``[B, O]`` from raw sensors; may update ``state``."""
+
+    @abstractmethod
+    def reward(
+        self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, ctx: np.ndarray
+    ) -> np.ndarray:
+        """Shaped reward ``[B]`` of a transition. ``ctx`` is :meth:`reward_context` per env."""
+
+    @abstractmethod
+    def success(self, next_obs: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """Boolean ``[B]``: the task is achieved in ``next_obs``."""
+
+    def terminated(self, next_obs: np.ndarray) -> np.ndarray:
+        """Boolean ``[B]``: the episode cannot continue (e.g. the object broke)."""
+        return np.zeros(next_obs.shape[0], dtype=bool)
+
+    def reward_context(self, task: P) -> np.ndarray:
+        """Task data the reward needs beyond observations; empty for observation rewards."""
+        del task
+        return np.zeros(0)
+
+    @abstractmethod
+    def expert(self, task: P) -> Expert:
+        """Scripted controller tuned with the true parameters of ``task``."""
+
+    def check_engine(self, engine: str) -> None:
+        """Raise a clear error for an engine this family does not support."""
+        if engine not in self.engines:
+            raise ValueError(
+                f"engine: family {self.name!r} supports {list(self.engines)}, got {engine!r}"
+            )

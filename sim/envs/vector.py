@@ -1,0 +1,103 @@
+"""Batched environments: B envs of one family, each with its own task, stepped in lockstep.
+
+Episodes have a fixed horizon (``family.max_steps``) and are reset together, which is what
+meta-RL samplers want (K episodes per task, all tasks at once). An env that terminates early
+(e.g. a broken object) keeps its last observation and gets zero reward until the next reset;
+``done`` says which. The per-step Python is a handful of vectorised numpy calls; the physics of
+all envs advances in one engine call where the engine can batch (MuJoCo's threaded rollout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sim.core.family import EpisodeState, TaskFamily
+from sim.core.params import TaskParams
+from sim.core.spec import check_action
+
+
+class VectorTaskEnv:
+    """``batch`` envs of ``family`` in ``engine``; call :meth:`set_tasks` before :meth:`reset`."""
+
+    def __init__(self, family: TaskFamily[Any], engine: str, batch: int) -> None:
+        family.check_engine(engine)
+        self.family = family
+        self.engine = engine
+        self.batch = batch
+        self.physics = family.make_physics(engine, batch)
+        self.obs_dim = family.obs_spec.dim
+        self.act_dim = family.action_spec.dim
+        self.max_steps = family.max_steps
+        self.tasks: list[TaskParams] = []
+        self._ctx = np.zeros((batch, 0))
+        self._state: EpisodeState = {}
+        self._obs = np.zeros((batch, self.obs_dim))
+        self.done = np.zeros(batch, dtype=bool)
+        self.t = 0
+
+    def set_tasks(self, tasks: Sequence[TaskParams]) -> None:
+        """Give each env its task (takes effect at the next reset)."""
+        if len(tasks) != self.batch:
+            raise ValueError(f"tasks: expected {self.batch} tasks, got {len(tasks)}")
+        for i, task in enumerate(tasks):
+            if not isinstance(task, self.family.params_type):
+                raise TypeError(
+                    f"tasks[{i}]: expected {self.family.params_type.__name__}, "
+                    f"got {type(task).__name__}"
+                )
+        self.physics.set_tasks(tasks)
+        self.tasks = list(tasks)
+        self._ctx = np.stack([self.family.reward_context(t) for t in tasks])
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        """Reset all envs; returns observations ``[B, O]`` (float32)."""
+        if not self.tasks:
+            raise RuntimeError("reset: no tasks set; call set_tasks(tasks) first")
+        sensors = self.physics.reset(rng)
+        self._state = self.family.new_episode(self.tasks, sensors)
+        self._obs = self.family.observe(sensors, self._state)
+        self.done[:] = False
+        self.t = 0
+        return self._obs.astype(np.float32)
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Step all envs with ``action [B, A]``.
+
+        Returns ``(obs, reward, terminated, truncated, info)`` with ``info["success"]``.
+        Raises ValueError for a wrong shape or a non-finite action before any physics runs.
+        """
+        if not self._state:
+            raise RuntimeError("step: call reset() first")
+        a = check_action(action, self.act_dim, self.batch)
+        ctrl = self.family.control(a, self._state)
+        sensors = self.physics.step(ctrl)
+        next_obs = self.family.observe(sensors, self._state)
+        live = ~self.done
+        next_obs = np.where(live[:, None], next_obs, self._obs)
+        reward = np.where(live, self.family.reward(self._obs, a, next_obs, self._ctx), 0.0)
+        success = self.family.success(next_obs, self._ctx)
+        terminated = self.family.terminated(next_obs) & live
+        self.t += 1
+        truncated = np.full(self.batch, self.t >= self.max_steps) & live & ~terminated
+        self.done |= terminated | truncated
+        self._obs = next_obs
+        return (
+            next_obs.astype(np.float32),
+            reward.astype(np.float64),
+            terminated,
+            truncated,
+            {"success": success},
+        )
+
+    def render(self, index: int = 0, width: int = 320, height: int = 240) -> np.ndarray:
+        """RGB frame of env ``index``."""
+        return self.physics.render(index, width, height)
+
+    def close(self) -> None:
+        """Release the engine."""
+        self.physics.close()

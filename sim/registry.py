@@ -1,0 +1,66 @@
+"""Registry of task families and engines; every env test is parameterised over it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from sim.core.family import TaskFamily
+
+ENGINES: tuple[str, ...] = ("mujoco", "pybullet", "numpy")
+
+_FACTORIES: dict[str, Callable[[], TaskFamily[Any]]] = {}
+_BUILTIN: dict[str, str] = {
+    "point": "sim.families.point:PointFamily",
+    "grasp": "sim.families.grasp:GraspFamily",
+    "door": "sim.families.door:DoorFamily",
+}
+GYM_IDS: dict[str, str] = {
+    "point": "adapt_robot/Point-v0",
+    "grasp": "adapt_robot/Grasp-v0",
+    "door": "adapt_robot/Door-v0",
+}
+
+
+def register_family(name: str, factory: Callable[[], TaskFamily[Any]]) -> None:
+    """Add a user task family (a zero-argument factory returning a :class:`TaskFamily`)."""
+    if name in _BUILTIN or name in _FACTORIES:
+        raise ValueError(f"family {name!r} is already registered")
+    _FACTORIES[name] = factory
+
+
+def family_names() -> tuple[str, ...]:
+    """All registered family names, built-in first."""
+    return (*_BUILTIN, *_FACTORIES)
+
+
+def get_family(name: str) -> TaskFamily[Any]:
+    """Instantiate a family by name; unknown names get an error listing the known ones."""
+    if name in _FACTORIES:
+        return _FACTORIES[name]()
+    if name not in _BUILTIN:
+        raise ValueError(f"family: unknown task family {name!r}; known: {list(family_names())}")
+    module, cls = _BUILTIN[name].split(":")
+    family: TaskFamily[Any] = getattr(importlib.import_module(module), cls)()
+    return family
+
+
+def family_engine_pairs() -> list[tuple[str, str]]:
+    """Every (family, engine) pair that is supported."""
+    return [(f, e) for f in family_names() for e in get_family(f).engines]
+
+
+def register_gym_envs() -> None:
+    """Register the built-in families with Gymnasium (``gymnasium.make("adapt_robot/Grasp-v0",
+    engine="pybullet")``). Called on ``import sim`` and by Gymnasium's plug-in entry point."""
+    import gymnasium
+
+    for family, env_id in GYM_IDS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point="sim.envs.gym_env:TaskEnv",
+                kwargs={"family": family},
+                max_episode_steps=None,
+            )
