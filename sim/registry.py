@@ -52,8 +52,11 @@ def family_engine_pairs() -> list[tuple[str, str]]:
 
 
 def register_gym_envs() -> None:
-    """Register the built-in families with Gymnasium (``gymnasium.make("adapt_robot/Grasp-v0",
-    engine="pybullet")``). Called on ``import sim`` and by Gymnasium's plug-in entry point."""
+    """Register the built-in families with Gymnasium.
+
+    Then ``gymnasium.make("adapt_robot/Grasp-v0", engine="pybullet")`` works. Called on
+    ``import sim`` and by Gymnasium's plug-in entry point.
+    """
     import gymnasium
 
     for family, env_id in GYM_IDS.items():

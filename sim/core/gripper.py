@@ -29,7 +29,7 @@ FINGER_OPEN_FORCE = 15.0
 fingers off their end stops."""
 FINGER_OPEN = 0.05
 """Finger travel (m): 0 = fully open (10 cm between pads), 0.05 = pads touching."""
-FINGER_DAMPING = 60.0
+FINGER_DAMPING = 30.0
 """Viscous damping of each finger slide (N s/m)."""
 KP = 4000.0
 """Proportional gain of the carriage PD law (N/m)."""
@@ -38,7 +38,7 @@ KV = 110.0
 CARRIAGE_FORCE_MAX = 200.0
 """Force limit of each carriage axis (N)."""
 PALM_MASS = 0.6
-FINGER_MASS = 0.05
+FINGER_MASS = 0.1
 WORKSPACE_LOW = np.array([-0.3, -0.3, 0.02])
 """Lower bound of the grip-point target (m); z keeps the fingertips 5 mm above the table."""
 WORKSPACE_HIGH = np.array([0.3, 0.3, 0.45])

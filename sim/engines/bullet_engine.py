@@ -1,5 +1,7 @@
-"""PyBullet twin: one DIRECT client per env, the gripper from ``gripper.urdf``, and the same PD
-law, finger forces, timestep and sub-steps as MuJoCo, applied by hand at every sub-step.
+"""PyBullet twin of the MuJoCo engine: same gripper, PD law, forces, timestep and sub-steps.
+
+One DIRECT client per env, the gripper from ``gripper.urdf``, and the control law applied by
+hand at every sub-step.
 
 PyBullet has no batched stepping, so the B envs are stepped one after another; the interface is
 the same as :class:`sim.engines.mujoco_engine.MujocoPhysics`.
@@ -19,7 +21,8 @@ from sim.core.params import TaskParams
 from sim.engines.mujoco_engine import ASSETS
 
 GRAVITY = 9.81
-_GRIPPER_JOINTS = ("gx", "gy", "gz", "finger_l", "finger_r")
+_ALL = [0, 1, 2, 3, 4]
+"""Gripper joint indices in PyBullet: gx, gy, gz, finger_l, finger_r."""
 _GRAVCOMP = gripper.PALM_MASS + 2 * gripper.FINGER_MASS + 0.002
 
 
@@ -99,11 +102,18 @@ class BulletPhysics(Physics):
             )
             for j in range(pb.getNumJoints(gid, physicsClientId=client)):
                 pb.changeDynamics(
-                    gid, j, linearDamping=0, angularDamping=0, lateralFriction=1.0,
+                    gid,
+                    j,
+                    linearDamping=0,
+                    angularDamping=0,
+                    lateralFriction=1.0,
                     physicsClientId=client,
                 )
             pb.setJointMotorControlArray(
-                gid, list(range(5)), pb.VELOCITY_CONTROL, forces=[0.0] * 5,
+                gid,
+                list(range(5)),
+                pb.VELOCITY_CONTROL,
+                forces=[0.0] * 5,
                 physicsClientId=client,
             )
             self.gripper_ids.append(gid)
@@ -146,18 +156,20 @@ class BulletPhysics(Physics):
             target = ctrl[i, :3]
             fingers = np.clip(ctrl[i, 3:5], -gripper.FINGER_FORCE_MAX, gripper.FINGER_FORCE_MAX)
             for _ in range(gripper.SUBSTEPS):
-                states = pb.getJointStates(gid, [0, 1, 2], physicsClientId=client)
-                q = np.array([s[0] for s in states])
+                states = pb.getJointStates(gid, _ALL, physicsClientId=client)
+                q = np.array([s[0] for s in states[:3]])
                 qd = np.array([s[1] for s in states])
                 f = np.clip(
-                    gripper.KP * (target - q) - gripper.KV * qd,
+                    gripper.KP * (target - q) - gripper.KV * qd[:3],
                     -gripper.CARRIAGE_FORCE_MAX,
                     gripper.CARRIAGE_FORCE_MAX,
                 )
                 f[2] += _GRAVCOMP * GRAVITY
                 pb.setJointMotorControlArray(
-                    gid, [0, 1, 2, 3, 4], pb.TORQUE_CONTROL,
-                    forces=[f[0], f[1], f[2], fingers[0], fingers[1]],
+                    gid,
+                    [0, 1, 2, 3, 4],
+                    pb.TORQUE_CONTROL,
+                    forces=[*f, *(fingers - gripper.FINGER_DAMPING * qd[3:])],
                     physicsClientId=client,
                 )
                 scene.apply(client, ctrl[i, gripper.N_CTRL :])
@@ -168,7 +180,12 @@ class BulletPhysics(Physics):
         """RGB frame from PyBullet's software renderer (TinyRenderer, no display needed)."""
         client, scene = self.clients[index], self.scenes[index]
         view = pb.computeViewMatrixFromYawPitchRoll(
-            scene.camera_target, scene.camera_distance, scene.camera_yaw, scene.camera_pitch, 0, 2,
+            scene.camera_target,
+            scene.camera_distance,
+            scene.camera_yaw,
+            scene.camera_pitch,
+            0,
+            2,
             physicsClientId=client,
         )
         proj = pb.computeProjectionMatrixFOV(45, width / height, 0.05, 5.0, physicsClientId=client)

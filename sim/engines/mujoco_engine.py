@@ -1,5 +1,7 @@
-"""MuJoCo physics for a family: one compiled model per task, all envs stepped by a threaded
-``mujoco.rollout`` call per control step (the Python per step is one call, whatever B is).
+"""MuJoCo physics for a family: one compiled model per task, one threaded rollout per step.
+
+All envs advance through a single ``mujoco.rollout`` call per control step, so the Python per
+step is one call whatever the batch size.
 
 A family supplies :class:`MujocoScene`: the MJCF of a task (which may ``<include
 file="gripper.xml"/>``) and the initial state noise. Sensors are the model's ``sensordata`` in
@@ -55,9 +57,7 @@ class MujocoScene(ABC):
         """Initial conditions of an episode (engine-agnostic; shared with the PyBullet twin)."""
 
     @abstractmethod
-    def initial_qpos(
-        self, model: mujoco.MjModel, task: TaskParams, init: np.ndarray
-    ) -> np.ndarray:
+    def initial_qpos(self, model: mujoco.MjModel, task: TaskParams, init: np.ndarray) -> np.ndarray:
         """``qpos`` at reset for initial conditions ``init`` from :meth:`draw_initial`."""
 
     def camera(self) -> str | int:
@@ -108,7 +108,7 @@ class MujocoPhysics(Physics):
         self.state = np.zeros((self.batch, self.nstate))
         self._out_state = np.zeros((self.batch, gripper.SUBSTEPS, self.nstate))
         self._out_sensors = np.zeros((self.batch, gripper.SUBSTEPS, self.sensor_dim))
-        self._ctrl = np.zeros((self.batch, 1, self.ctrl_dim))
+        self._ctrl = np.zeros((self.batch, gripper.SUBSTEPS, self.ctrl_dim))
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         """Reset each env to its scene's initial state; return sensors."""
@@ -128,7 +128,7 @@ class MujocoPhysics(Physics):
 
     def step(self, ctrl: np.ndarray) -> np.ndarray:
         """One control period: ``SUBSTEPS`` physics steps per env with ``ctrl`` held."""
-        self._ctrl[:, 0, :] = ctrl
+        self._ctrl[:] = ctrl[:, None, :]
         self._rollout.rollout(
             self.models,
             self._datas,

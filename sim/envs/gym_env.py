@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sim.core.family import SPLITS, Split
 from sim.core.params import TaskParams
 from sim.envs.vector import VectorTaskEnv
 from sim.registry import get_family
@@ -28,14 +29,14 @@ class TaskEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
-        if split not in ("train", "test"):
+        if split not in SPLITS:
             raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        self.split: Split = "train" if split == "train" else "test"
         self.family = get_family(family)
         self._vec = VectorTaskEnv(self.family, engine, 1)
-        self.split = split
         self.render_mode = render_mode
         self.width, self.height = width, height
-        self.metadata = {**self.metadata, "render_fps": int(round(self.family.control_hz))}
+        self.metadata = {**self.metadata, "render_fps": round(self.family.control_hz)}
         obs_spec, act_spec = self.family.obs_spec, self.family.action_spec
         self.observation_space = gym.spaces.Box(obs_spec.low, obs_spec.high, dtype=np.float32)
         self.action_space = gym.spaces.Box(act_spec.low, act_spec.high, dtype=np.float32)
@@ -52,18 +53,22 @@ class TaskEnv(gym.Env[np.ndarray, np.ndarray]):
         """Reset; draws a task from ``split`` with the env's RNG if none was set."""
         super().reset(seed=seed, options=options)
         if self.task is None:
-            self.set_task(self.family.sample_tasks(self.np_random, 1, self.split)[0])  # type: ignore[arg-type]
+            self.set_task(self.family.sample_tasks(self.np_random, 1, self.split)[0])
         obs = self._vec.reset(self.np_random)
         return obs[0], {"task": self.task}
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Gymnasium 5-tuple step; ``info["success"]`` says whether the task is achieved."""
         obs, rew, term, trunc, info = self._vec.step(np.asarray(action)[None])
-        return obs[0], float(rew[0]), bool(term[0]), bool(trunc[0]), {"success": bool(info["success"][0])}
+        return (
+            obs[0],
+            float(rew[0]),
+            bool(term[0]),
+            bool(trunc[0]),
+            {"success": bool(info["success"][0])},
+        )
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """RGB frame when ``render_mode == "rgb_array"``."""
         if self.render_mode != "rgb_array":
             return None

@@ -34,7 +34,7 @@ class VectorTaskEnv:
         self.tasks: list[TaskParams] = []
         self._ctx = np.zeros((batch, 0))
         self._state: EpisodeState = {}
-        self._obs = np.zeros((batch, self.obs_dim))
+        self._obs = np.zeros((batch, self.obs_dim), dtype=np.float32)
         self.done = np.zeros(batch, dtype=bool)
         self.t = 0
 
@@ -58,10 +58,10 @@ class VectorTaskEnv:
             raise RuntimeError("reset: no tasks set; call set_tasks(tasks) first")
         sensors = self.physics.reset(rng)
         self._state = self.family.new_episode(self.tasks, sensors)
-        self._obs = self.family.observe(sensors, self._state)
+        self._obs = self.family.observe(sensors, self._state).astype(np.float32)
         self.done[:] = False
         self.t = 0
-        return self._obs.astype(np.float32)
+        return self._obs.copy()
 
     def step(
         self, action: np.ndarray
@@ -76,7 +76,9 @@ class VectorTaskEnv:
         a = check_action(action, self.act_dim, self.batch)
         ctrl = self.family.control(a, self._state)
         sensors = self.physics.step(ctrl)
-        next_obs = self.family.observe(sensors, self._state)
+        # Rewards are computed from the float32 observations the caller gets, so a robot that
+        # recomputes them from what it saw gets exactly the same numbers.
+        next_obs = self.family.observe(sensors, self._state).astype(np.float32)
         live = ~self.done
         next_obs = np.where(live[:, None], next_obs, self._obs)
         reward = np.where(live, self.family.reward(self._obs, a, next_obs, self._ctx), 0.0)
@@ -87,7 +89,7 @@ class VectorTaskEnv:
         self.done |= terminated | truncated
         self._obs = next_obs
         return (
-            next_obs.astype(np.float32),
+            next_obs.copy(),
             reward.astype(np.float64),
             terminated,
             truncated,

@@ -100,12 +100,13 @@ class PointFamily(TaskFamily[PointParams]):
 
     def sample_tasks(self, rng: np.random.Generator, n: int, split: Split) -> list[PointParams]:
         """Goals uniform in area within the split's radius band, any direction."""
-        lo, hi = TRAIN_RADIUS if split == "train" else TEST_RADIUS
         if split not in ("train", "test"):
             raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        lo, hi = TRAIN_RADIUS if split == "train" else TEST_RADIUS
         r = np.sqrt(rng.uniform(lo**2, hi**2, size=n))
+        if split == "test":  # the boundary radius belongs to train
+            r = np.maximum(r, np.nextafter(lo, np.inf))
         phi = rng.uniform(0, 2 * np.pi, size=n)
-        r = np.where(split == "test", np.maximum(r, np.nextafter(lo, 1.0)), r)
         return [
             PointParams(goal_x=float(ri * np.cos(pi)), goal_y=float(ri * np.sin(pi)))
             for ri, pi in zip(r, phi, strict=True)

@@ -1,0 +1,89 @@
+"""``adapt-robot``: the one entry point. ``adapt-robot --help`` lists the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from adapt_robot.config import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="adapt-robot",
+        description="Meta-train robot policies in simulation, export them to ONNX, adapt on-line.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="the main job: every task family, experts, GIFs, table")
+    demo.add_argument("launch", help="launch file, e.g. launch/demo.yaml")
+    demo.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a launch-file key (repeatable), e.g. --set seed=3",
+    )
+
+    render = sub.add_parser("render", help="write a GIF of a scripted expert episode")
+    render.add_argument("family", help="task family (point, grasp, door, or a registered one)")
+    render.add_argument(
+        "--engine", default=None, help="physics engine (default: the family's first)"
+    )
+    render.add_argument("--split", default="test", choices=["train", "test"])
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--width", type=int, default=320)
+    render.add_argument("--height", type=int, default=240)
+    render.add_argument(
+        "-o", "--out", default=None, help="GIF path (default runs/FAMILY_ENGINE.gif)"
+    )
+
+    spec = sub.add_parser("spec", help="print a family's observation/action layout and parameters")
+    spec.add_argument("family")
+
+    bench = sub.add_parser("bench", help="benchmarks that print tables of measured ratios")
+    bench.add_argument("suite", choices=["sim"], help="which benchmark")
+    bench.add_argument("--families", nargs="+", default=["grasp", "door"])
+    bench.add_argument("--engines", nargs="+", default=["mujoco", "pybullet"])
+    bench.add_argument("--batch", type=int, default=64)
+    bench.add_argument("--steps", type=int, default=100, help="control steps per measurement")
+    bench.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (errors print one clear line, status 2)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from adapt_robot.config import load
+            from adapt_robot.jobs.demo import DemoConfig, demo_table, run_demo
+
+            cfg = load(DemoConfig, args.launch, args.set)
+            rows = run_demo(cfg)
+            print(demo_table(rows, cfg.tasks_per_split))
+            print(f"\nresults, GIFs and the resolved config in {cfg.out_dir}/")
+        elif args.command == "render":
+            from adapt_robot.jobs.render import render_gif
+
+            path = render_gif(
+                args.family, args.engine, args.split, args.seed, args.width, args.height, args.out
+            )
+            print(path)
+        elif args.command == "spec":
+            from adapt_robot.jobs.render import family_spec
+
+            print(family_spec(args.family))
+        elif args.command == "bench":
+            from adapt_robot.bench.sim_bench import run_sim_bench
+
+            print(run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats))
+    except (ConfigError, ValueError, TypeError, FileNotFoundError) as err:
+        print(f"adapt-robot {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

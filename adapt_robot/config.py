@@ -1,0 +1,211 @@
+"""YAML launch files parsed into frozen dataclasses, with errors that name the key path.
+
+Every job has one frozen, keyword-only dataclass config. Fields may declare bounds and choices
+with :func:`setting`; ``--set key.path=value`` overrides are applied to the raw mapping before
+validation, so an override is checked exactly like the file. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A launch file or override is invalid; the message names the key path and the reason."""
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A config field with documentation and numeric bounds checked on load."""
+    meta = {"doc": doc, "gt": gt, "ge": ge, "le": le}
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple or a dataclass for container defaults")
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML is a ConfigError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such launch file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a copy of ``data``."""
+    out: dict[str, Any] = _deep_copy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {err}") from err
+        parts = key.strip().split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def build(cls: type[T], data: Any, where: str = "") -> T:
+    """Validate ``data`` against dataclass ``cls`` and construct it (recursively)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or '<root>'}: expected a mapping, got {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        path = _join(where, str(unknown[0]))
+        raise ConfigError(f"{path}: unknown key; expected one of {sorted(fields)}")
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        path = _join(where, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{path}: required key is missing")
+            continue
+        value = _convert(hints[name], data[name], path)
+        _check_bounds(f, value, path)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
+    """Load a launch file into ``cls`` with overrides applied."""
+    data = apply_overrides(load_yaml(path), overrides)
+    try:
+        return build(cls, data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (tuples as lists), for writing beside results."""
+    raw = dataclasses.asdict(config)
+    return typing.cast(dict[str, Any], _lists(raw))
+
+
+def _lists(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _lists(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_lists(v) for v in x]
+    return x
+
+
+def dump(config: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _show(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(typing.cast(type, tp), value, path)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{path}: expected one of {list(choices)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {'; '.join(errors)}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {_show(value)}")
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{path}: expected a list of {len(args)} items, got {len(value)}")
+        return tuple(
+            _convert(a, v, f"{path}[{i}]")
+            for i, (a, v) in enumerate(zip(args, value, strict=False))
+        )
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {_show(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {_show(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {_show(value)}")
+        return value
+    raise ConfigError(f"{path}: unsupported config type {tp!r}")
+
+
+def _check_bounds(f: dataclasses.Field[Any], value: Any, path: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    gt, ge, le = f.metadata.get("gt"), f.metadata.get("ge"), f.metadata.get("le")
+    if gt is not None and not value > gt:
+        raise ConfigError(f"{path}: expected a value > {gt}, got {value!r}")
+    if ge is not None and not value >= ge:
+        raise ConfigError(f"{path}: expected a value >= {ge}, got {value!r}")
+    if le is not None and not value <= le:
+        raise ConfigError(f"{path}: expected a value <= {le}, got {value!r}")

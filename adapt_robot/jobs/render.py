@@ -1,0 +1,62 @@
+"""``adapt-robot render`` and ``adapt-robot spec``: look at a family."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+
+def render_gif(
+    family_name: str,
+    engine: str | None,
+    split: str,
+    seed: int,
+    width: int,
+    height: int,
+    out: str | None,
+) -> Path:
+    """Record one expert episode on a task of ``split`` and write it as a GIF."""
+    from sim.experts.record import record_expert, write_gif
+    from sim.registry import get_family
+
+    family = get_family(family_name)
+    engine = engine or family.engines[0]
+    family.check_engine(engine)
+    if split not in ("train", "test"):
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    task = family.sample_tasks(np.random.default_rng(seed), 1, split)[0]  # type: ignore[arg-type]
+    ep = record_expert(family, engine, task, seed, width, height)
+    path = Path(out) if out else Path("runs") / f"{family.name}_{engine}.gif"
+    write_gif(ep.frames, path, family.control_hz)
+    print(f"{family.name}/{engine}: {ep.steps} steps, success={ep.success}, return={ep.ret:.2f}")
+    return path
+
+
+def family_spec(family_name: str) -> str:
+    """Markdown description of a family: obs/action layout, task parameters, rates."""
+    from sim.registry import get_family
+
+    family = get_family(family_name)
+    lines = [
+        f"# {family.name}",
+        "",
+        f"engines: {', '.join(family.engines)}; control {family.control_hz:g} Hz; "
+        f"episode {family.max_steps} steps; observation-based reward: "
+        f"{family.observation_reward}",
+        "",
+        "## Observation",
+        family.obs_spec.table(),
+        "",
+        "## Action",
+        family.action_spec.table(),
+        "",
+        "## Task parameters",
+        "| name | hidden | range / choices | meaning |",
+        "|---|---|---|---|",
+    ]
+    for f in dataclasses.fields(family.params_type):
+        rng = f.metadata.get("choices") or f.metadata.get("range")
+        lines.append(f"| `{f.name}` | {f.metadata.get('hidden')} | {rng} | {f.metadata['doc']} |")
+    return "\n".join(lines)

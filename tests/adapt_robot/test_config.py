@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError, dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from adapt_robot.config import ConfigError, build, dump, load, load_yaml, setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inner:
+    lr: float = setting(0.1, doc="step size", gt=0)
+    steps: int = setting(1, doc="steps", ge=1, le=3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outer:
+    name: str = setting(doc="a name")
+    algo: Literal["maml", "reptile"] = setting("maml", doc="algorithm")
+    inner: Inner = setting(Inner(), doc="inner loop")
+    engines: tuple[str, ...] = setting(("mujoco",), doc="engines")
+    seed: int | None = setting(None, doc="seed")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "job.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_valid_file_with_overrides(tmp_path: Path) -> None:
+    p = write(tmp_path, "name: a\ninner:\n  lr: 0.5\n")
+    cfg = load(Outer, p, ["inner.steps=3", "engines=[mujoco, pybullet]", "seed=4"])
+    assert cfg == Outer(
+        name="a", inner=Inner(lr=0.5, steps=3), engines=("mujoco", "pybullet"), seed=4
+    )
+    with pytest.raises(FrozenInstanceError):
+        cfg.name = "b"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("name: a\ninner:\n  lr: fast\n", [], r"inner\.lr: expected a number, got str 'fast'"),
+        ("name: a\ninner:\n  lr: -1\n", [], r"inner\.lr: expected a value > 0, got -1"),
+        ("name: a\n", ["inner.steps=4"], r"inner\.steps: expected a value <= 3, got 4"),
+        ("name: a\n", ["inner.steps=1.5"], r"inner\.steps: expected an integer, got float"),
+        ("name: a\nalgo: promp\n", [], r"algo: expected one of \['maml', 'reptile'\]"),
+        ("name: a\ninner:\n  lrr: 1\n", [], r"inner\.lrr: unknown key"),
+        ("inner: {}\n", [], r"name: required key is missing"),
+        ("name: a\nengines: mujoco\n", [], r"engines: expected a list"),
+        ("name: a\ninner: 3\n", [], r"inner: expected a mapping"),
+    ],
+)
+def test_bad_values_name_the_key_path(
+    tmp_path: Path, text: str, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load(Outer, write(tmp_path, text), overrides)
+    assert str(tmp_path / "job.yaml") in str(err.value)
+
+
+def test_malformed_override() -> None:
+    from adapt_robot.config import apply_overrides
+
+    with pytest.raises(ConfigError, match=r"--set 'inner': expected key\.path=value"):
+        apply_overrides({}, ["inner"])
+    with pytest.raises(ConfigError, match=r"--set name\.x: name is not a mapping"):
+        apply_overrides({"name": "a"}, ["name.x=1"])
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(write(tmp_path, "name: [unclosed\n"))
+    with pytest.raises(ConfigError, match="no such launch file"):
+        load_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_yaml(write(tmp_path, "- a\n- b\n"))
+
+
+def test_dump_round_trip(tmp_path: Path) -> None:
+    cfg = Outer(name="x", engines=("a", "b"))
+    dump(cfg, tmp_path / "resolved.yaml")
+    assert build(Outer, load_yaml(tmp_path / "resolved.yaml")) == cfg
+
+
+def test_launch_files_in_repo_are_valid() -> None:
+    from adapt_robot.jobs.demo import DemoConfig
+
+    root = Path(__file__).resolve().parents[2]
+    assert load(DemoConfig, root / "launch" / "demo.yaml").tasks_per_split >= 1
