@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--out", default=None, help="GIF path (default runs/FAMILY_ENGINE.gif)"
     )
 
-    spec = sub.add_parser("spec", help="print a family's observation/action layout and parameters")
-    spec.add_argument("family")
+    spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
+    spec.add_argument("families", nargs="+", metavar="FAMILY")
 
     bench = sub.add_parser("bench", help="benchmarks that print tables of measured ratios")
     bench.add_argument("suite", choices=["sim"], help="which benchmark")
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "spec":
             from adapt_robot.jobs.render import family_spec
 
-            print(family_spec(args.family))
+            print("\n\n".join(family_spec(name) for name in args.families))
         elif args.command == "bench":
             from adapt_robot.bench.sim_bench import run_sim_bench
 

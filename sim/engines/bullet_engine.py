@@ -100,15 +100,11 @@ class BulletPhysics(Physics):
                 useFixedBase=True,
                 physicsClientId=client,
             )
+            # Damping is a per-body setting in PyBullet: passed with a link index it makes the
+            # whole call a no-op, so set it on the base and the friction link by link.
+            pb.changeDynamics(gid, -1, linearDamping=0, angularDamping=0, physicsClientId=client)
             for j in range(pb.getNumJoints(gid, physicsClientId=client)):
-                pb.changeDynamics(
-                    gid,
-                    j,
-                    linearDamping=0,
-                    angularDamping=0,
-                    lateralFriction=1.0,
-                    physicsClientId=client,
-                )
+                pb.changeDynamics(gid, j, lateralFriction=1.0, physicsClientId=client)
             pb.setJointMotorControlArray(
                 gid,
                 list(range(5)),

@@ -164,7 +164,7 @@ class MujocoPhysics(Physics):
 
     def warnings(self) -> dict[str, int]:
         """MuJoCo warning counters of the step buffers (non-zero means unstable physics)."""
-        names = [w.name for w in mujoco.mjtWarning if w.name != "mjNWARNING"]
+        names = [n for n in mujoco.mjtWarning.__members__ if n != "mjNWARNING"]
         out: dict[str, int] = {}
         for data in self._datas:
             for name, w in zip(names, data.warning, strict=False):

@@ -1,6 +1,6 @@
 """MuJoCo scene of a door task: MJCF generated per task around ``gripper.xml``.
 
-Every task compiles to the same sizes (nq=7, nv=7, nu=6, 16 sensors): the lever joint exists on
+Every task compiles to the same sizes (nq=8, nv=8, nu=6, 16 sensors): the lever joint exists on
 knob doors too, held rigid by a stiff spring. The latch is the ``latch`` actuator on the hinge,
 an affine-gain actuator whose force is ``-(LATCH_STIFFNESS q + LATCH_DAMPING qdot) * ctrl``, with
 ``ctrl`` in {0, 1} decided by the family each control step.
@@ -44,7 +44,7 @@ def door_mjcf(task: DoorParams) -> str:
     frame_h = g.panel_half[2] * 2 + T.PANEL_BOTTOM
     return f"""<mujoco model="door">
   <compiler angle="radian"/>
-  <option timestep="{gripper.TIMESTEP}"/>
+  <option timestep="{gripper.TIMESTEP}" cone="elliptic" impratio="10"/>
   <include file="gripper.xml"/>
   <visual><global offwidth="640" offheight="480"/></visual>
   <worldbody>
@@ -65,15 +65,21 @@ def door_mjcf(task: DoorParams) -> str:
       <geom name="panel" type="box" pos="{_v(g.panel_centre)}" size="{_v(g.panel_half)}"
             rgba="0.72 0.55 0.35 1"/>
       <body name="lever" pos="{_v(g.pivot)}">
-        <joint name="lever" type="hinge" axis="0 -1 0" range="0 {T.LEVER_RANGE}"
-               stiffness="{g.lever_stiffness:g}" springref="{T.LEVER_SPRINGREF}"
+        <joint name="lever" type="hinge" axis="0 -1 0" range="{T.LEVER_LOW} {T.LEVER_RANGE}"
+               stiffness="{g.lever_stiffness:g}" springref="{g.lever_springref:.6g}"
                damping="{T.LEVER_DAMPING}"/>
-        <inertial pos="{_v(T.LEVER_COM)}" mass="{T.LEVER_MASS}" diaginertia="{_v(T.LEVER_INERTIA)}"/>
+        <inertial pos="{-s / 2:.6g} 0 0" mass="{T.ARM_MASS}" diaginertia="{_v(T.ARM_INERTIA)}"/>
         <geom name="arm" type="box" pos="{-s / 2:.6g} 0 0"
               size="{_v((s / 2, *T.ARM_HALF))}" rgba="0.6 0.6 0.65 1"/>
-        <geom name="post" type="capsule" size="{T.POST_RADIUS}"
-              fromto="{_v((-s, 0, T.POST_BOTTOM, -s, 0, T.POST_TOP))}" rgba="0.6 0.6 0.65 1"/>
-        <site name="handle" pos="{_v((-s, 0, T.PIVOT_BELOW_HANDLE))}" size="0.004"/>
+        <body name="post" pos="{-s:.6g} 0 0">
+          <joint name="swivel" type="hinge" axis="0 0 1" damping="{T.SWIVEL_DAMPING}"/>
+          <inertial pos="0 0 {T.PIVOT_BELOW_HANDLE}" mass="{T.POST_MASS}"
+                    diaginertia="{_v(T.POST_INERTIA)}"/>
+          <geom name="post" type="capsule" size="{T.POST_RADIUS}" priority="1" condim="4"
+                solref="{T.POST_SOLREF} 1" friction="1 0.02 0.001"
+                fromto="{_v((0, 0, T.POST_BOTTOM, 0, 0, T.POST_TOP))}" rgba="0.6 0.6 0.65 1"/>
+          <site name="handle" pos="0 0 {T.PIVOT_BELOW_HANDLE}" size="0.004"/>
+        </body>
       </body>
     </body>
   </worldbody>
@@ -97,24 +103,16 @@ class DoorMujocoScene(MujocoScene):
 
     def mjcf(self, task: TaskParams) -> str:
         """MJCF of ``task``."""
-        return door_mjcf(_door(task))
+        return door_mjcf(T.as_door(task))
 
     def draw_initial(self, task: TaskParams, rng: np.random.Generator) -> np.ndarray:
         """Gripper start (shared with PyBullet)."""
-        return T.draw_initial(_door(task), rng)
+        return T.draw_initial(T.as_door(task), rng)
 
-    def initial_qpos(
-        self, model: mujoco.MjModel, task: TaskParams, init: np.ndarray
-    ) -> np.ndarray:
+    def initial_qpos(self, model: mujoco.MjModel, task: TaskParams, init: np.ndarray) -> np.ndarray:
         """Gripper at ``init`` with open fingers; door closed, lever at rest."""
         qpos = np.zeros(model.nq)
         values = (*init[:3], 0.0, 0.0)
         for name, value in zip(_GRIPPER_JOINTS, values, strict=True):
             qpos[model.jnt_qposadr[model.joint(name).id]] = value
         return qpos
-
-
-def _door(task: TaskParams) -> DoorParams:
-    if not isinstance(task, DoorParams):
-        raise TypeError(f"task: expected DoorParams, got {type(task).__name__}")
-    return task

@@ -49,30 +49,45 @@ ARM_HALF = (0.008, 0.006)
 """Half width (along the panel) and half height of the arm."""
 POST_RADIUS = 0.012
 """Radius of the handle post (a vertical capsule)."""
-POST_BOTTOM, POST_TOP = 0.006, 0.054
-"""Post capsule segment ends above the lever pivot (the caps add ``POST_RADIUS``)."""
 PIVOT_BELOW_HANDLE = 0.03
-"""The lever pivot (arm centre line) is this far below the handle centre (post middle)."""
+"""The lever pivot (arm centre line) is this far below the handle centre, the point of the post
+the grip point holds (the ``handle_pos`` sensor)."""
+POST_BOTTOM, POST_TOP = 0.006, PIVOT_BELOW_HANDLE + 0.055 - POST_RADIUS
+"""Post capsule segment ends above the lever pivot (the caps add ``POST_RADIUS``): the top cap
+reaches 55 mm above the handle centre, the height of the palm's underside when the grip point is
+at the handle, so the palm pushes a lever down by the post top."""
 PANEL_MASS = 1.5
-LEVER_MASS = 0.1
-LEVER_COM = (-0.75 * ARM_LENGTH, 0.0, 0.015)
-"""Lever centre of mass in the lever frame (pivot at the origin)."""
-LEVER_INERTIA = (5e-5, 1e-4, 1e-4)
-"""Lever principal inertia (kg m^2), about axes parallel to the world axes at the COM."""
+ARM_MASS = 0.05
+"""Mass of the arm (lever), centred half-way along it."""
+ARM_INERTIA = (1e-5, 3e-5, 3e-5)
+"""Arm principal inertia (kg m^2) about its centre, axes parallel to the world axes."""
+POST_MASS = 0.05
+"""Mass of the post, centred at the handle centre."""
+POST_INERTIA = (2e-5, 2e-5, 2e-5)
+"""Post inertia (kg m^2), rounded up from the capsule's for stable contacts in both engines."""
+GRAVITY = 9.81
+POST_SOLREF = 0.004
+"""MuJoCo contact time constant of the post (s): stiff, so an 84 N pinch sinks < 1 mm."""
 
 # --- joints (identical laws in both engines) --------------------------------------------------
 HINGE_RANGE = 1.75
 """Opening range of the door (rad, ~100 deg); 0 is the closed stop."""
-LEVER_RANGE = 0.5
-"""Lever travel (rad): 0 at rest, up to 0.5 pressed down."""
-LEVER_SPRINGREF = -0.2
-"""Rest angle of the lever return spring, beyond the stop so the lever is preloaded at 0."""
+LEVER_RANGE = 0.6
+"""Lever travel (rad): 0 at rest, up to 0.6 pressed down."""
+LEVER_LOW = -0.1
+"""Lower stop of the lever (rad); the lever rests at 0, clear of it."""
 LEVER_STIFFNESS = 1.5
 """Lever return spring (N m/rad): ~17 N at the post to press the lever fully."""
 KNOB_STIFFNESS = 40.0
-"""Spring holding a knob's arm rigid (N m/rad): it moves < 0.02 rad under any pull."""
+"""Spring holding a knob's arm rigid (N m/rad): a 60 N horizontal pull turns it < 0.05 rad."""
 LEVER_DAMPING = 0.01
 """Viscous damping of the lever (N m s/rad)."""
+SWIVEL_DAMPING = 0.002
+"""The post swivels about its own axis on the arm (so a gripper that cannot turn its wrist
+holds it while the door turns); viscous damping of that swivel (N m s/rad)."""
+LEVER_GRAVITY_TORQUE = GRAVITY * (ARM_MASS * ARM_LENGTH / 2 + POST_MASS * ARM_LENGTH)
+"""Torque of gravity pressing the lever down at rest (N m); the return spring's rest angle is
+set so that it balances it at 0."""
 LEVER_UNLATCH = 0.3
 """Lever angle (rad) above which the latch is released."""
 LATCH_ZONE = 0.1
@@ -137,12 +152,12 @@ class DoorParams(TaskParams):
     handle_y: float = param(
         doc="handle post centre y (m), door closed", low=-0.08, high=0.08, hidden=False
     )
-    handle_z: float = param(
-        doc="handle post centre height (m)", low=0.08, high=0.3, hidden=False
-    )
+    handle_z: float = param(doc="handle post centre height (m)", low=0.08, high=0.3, hidden=False)
     damping: float = param(doc="hinge viscous damping (N m s/rad)", low=0.0, high=8.0, hidden=True)
     friction: float = param(doc="hinge dry friction (N m)", low=0.0, high=2.0, hidden=True)
-    spring: float = param(doc="closing spring (N m/rad) about closed", low=0.0, high=5.0, hidden=True)
+    spring: float = param(
+        doc="closing spring (N m/rad) about closed", low=0.0, high=5.0, hidden=True
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -172,6 +187,15 @@ class DoorGeometry:
     """Lever pivot in the door frame."""
     lever_stiffness: float
     """Return spring of the arm (lever or rigid knob)."""
+    lever_springref: float
+    """Rest angle of the return spring, so that the arm rests at 0 under gravity."""
+
+
+def as_door(task: TaskParams) -> DoorParams:
+    """``task`` itself, checked to be a door (engines pass tasks as the base type)."""
+    if not isinstance(task, DoorParams):
+        raise TypeError(f"task: expected DoorParams, got {type(task).__name__}")
+    return task
 
 
 def geometry(task: DoorParams) -> DoorGeometry:
@@ -181,6 +205,7 @@ def geometry(task: DoorParams) -> DoorGeometry:
     radius = task.width - HANDLE_INSET
     hinge = np.array([task.handle_x + ARM_LENGTH, task.handle_y - along * radius, 0.0])
     top = task.handle_z + PANEL_TOP_ABOVE_HANDLE
+    stiffness = LEVER_STIFFNESS if task.handle == "lever" else KNOB_STIFFNESS
     half = np.array([PANEL_THICKNESS / 2, task.width / 2, (top - PANEL_BOTTOM) / 2])
     return DoorGeometry(
         hinge=hinge,
@@ -190,7 +215,8 @@ def geometry(task: DoorParams) -> DoorGeometry:
         panel_half=half,
         panel_centre=np.array([half[0], along * half[1], PANEL_BOTTOM + half[2]]),
         pivot=np.array([0.0, along * radius, task.handle_z - PIVOT_BELOW_HANDLE]),
-        lever_stiffness=LEVER_STIFFNESS if task.handle == "lever" else KNOB_STIFFNESS,
+        lever_stiffness=stiffness,
+        lever_springref=-LEVER_GRAVITY_TORQUE / stiffness,
     )
 
 
@@ -281,20 +307,47 @@ N_DOOR_SENSORS = 6
 OBS_SPEC = VectorSpec(
     (
         Field(name="ee_pos", size=3, low=-1, high=1, unit="m", doc="grip point position"),
-        Field(name="finger_q", size=2, low=-0.01, high=0.06, unit="m",
-              doc="finger closing travel (0 open, 0.05 pads touching)"),
+        Field(
+            name="finger_q",
+            size=2,
+            low=-0.01,
+            high=0.06,
+            unit="m",
+            doc="finger closing travel (0 open, 0.05 pads touching)",
+        ),
         Field(name="ee_vel", size=3, unit="m/s", doc="grip point velocity"),
-        Field(name="touch", size=2, low=0, high=TOUCH_MAX, unit="1",
-              doc="finger pad normal force / FINGER_FORCE_MAX (clipped)"),
-        Field(name="handle_pos", size=3, low=-1, high=1, unit="m",
-              doc="handle post centre (tracked by a camera or forward kinematics)"),
-        Field(name="handle_rel", size=3, low=-2, high=2, unit="m",
-              doc="handle_pos - ee_pos"),
-        Field(name="door_angle", low=-np.pi, high=np.pi, unit="rad",
-              doc="opening angle: 0 closed, > 0 open (either direction)"),
+        Field(
+            name="touch",
+            size=2,
+            low=0,
+            high=TOUCH_MAX,
+            unit="1",
+            doc="finger pad normal force / FINGER_FORCE_MAX (clipped)",
+        ),
+        Field(
+            name="handle_pos",
+            size=3,
+            low=-1,
+            high=1,
+            unit="m",
+            doc="handle post centre (tracked by a camera or forward kinematics)",
+        ),
+        Field(name="handle_rel", size=3, low=-2, high=2, unit="m", doc="handle_pos - ee_pos"),
+        Field(
+            name="door_angle",
+            low=-np.pi,
+            high=np.pi,
+            unit="rad",
+            doc="opening angle: 0 closed, > 0 open (either direction)",
+        ),
         Field(name="door_vel", unit="rad/s", doc="opening angular velocity"),
-        Field(name="lever_angle", low=-np.pi, high=np.pi, unit="rad",
-              doc="lever pressed-down angle (0 at rest; ~0 for a knob)"),
+        Field(
+            name="lever_angle",
+            low=-np.pi,
+            high=np.pi,
+            unit="rad",
+            doc="lever pressed-down angle (0 at rest; ~0 for a knob)",
+        ),
     )
 )
 EE = OBS_SPEC.slice("ee_pos")

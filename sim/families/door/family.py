@@ -1,0 +1,116 @@
+"""``door``: open a hinged door by its handle with the Cartesian parallel-jaw gripper.
+
+Hidden: hinge side, push or pull, handle type, latch, width, hinge damping, friction and closing
+spring. Visible: the handle position, the door's opening angle and the lever angle. The latch is
+decided here, engine-agnostically, and sent to the engine as the control entry after the
+gripper's 5: engaged (1) on latched doors while the lever is up (< ``LEVER_UNLATCH``) and the door
+nearly closed (< ``LATCH_ZONE``), released (0) otherwise. See :mod:`sim.families.door.task` for
+the geometry, splits and reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sim.core import gripper
+from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from sim.core.spec import Field, VectorSpec
+from sim.families.door import task as T
+from sim.families.door.expert import DoorExpert
+from sim.families.door.task import DoorParams
+
+
+class DoorFamily(TaskFamily[DoorParams]):
+    """Hinged doors: push or pull, hinge left or right, lever (maybe latched) or knob."""
+
+    name = "door"
+    params_type = DoorParams
+    obs_spec = T.OBS_SPEC
+    action_spec = VectorSpec(
+        (
+            Field(
+                name="dpos",
+                size=3,
+                low=-1,
+                high=1,
+                unit="1",
+                doc=f"grip-point target displacement x {gripper.MAX_STEP} m per step",
+            ),
+            Field(
+                name="grip",
+                low=-1,
+                high=1,
+                unit="1",
+                doc=f"finger effort: > 0 closes with up to {gripper.FINGER_FORCE_MAX:g} N",
+            ),
+        )
+    )
+    control_hz = gripper.CONTROL_HZ
+    max_steps = 80
+    engines = ("mujoco", "pybullet")
+
+    def sample_tasks(self, rng: np.random.Generator, n: int, split: Split) -> list[DoorParams]:
+        """Draw ``n`` doors; test doors are wider than any training door."""
+        return T.sample_split(rng, n, split)
+
+    def in_split(self, task: DoorParams) -> Split:
+        """Test if wider than 0.30 m, else train (raises outside the training ranges)."""
+        return T.split_of(task)
+
+    def make_physics(self, engine: str, batch: int) -> Physics:
+        """MuJoCo (batched rollout) or PyBullet (one client per env) physics."""
+        self.check_engine(engine)
+        if engine == "mujoco":
+            from sim.engines.mujoco_engine import MujocoPhysics
+            from sim.families.door.mujoco_scene import DoorMujocoScene
+
+            return MujocoPhysics(DoorMujocoScene(), batch)
+        from sim.engines.bullet_engine import BulletPhysics
+        from sim.families.door.bullet_scene import DoorBulletScene
+
+        return BulletPhysics(DoorBulletScene, batch)
+
+    def new_episode(self, tasks: Sequence[DoorParams], sensors: np.ndarray) -> EpisodeState:
+        """Gripper target at the start pose; latch memory from the initial sensors."""
+        g = gripper.N_SENSORS
+        return {
+            "target": sensors[:, 0:3].copy(),
+            "latched": np.array([t.latched for t in tasks], dtype=bool),
+            "door_angle": sensors[:, g + 3].copy(),
+            "lever_angle": sensors[:, g + 5].copy(),
+        }
+
+    def control(self, action: np.ndarray, state: EpisodeState) -> np.ndarray:
+        """Gripper control ``[B, 5]`` then the latch command ``[B, 1]`` in {0, 1}."""
+        grip = gripper.gripper_control(action, state["target"])
+        engaged = (
+            state["latched"]
+            & (state["lever_angle"] < T.LEVER_UNLATCH)
+            & (state["door_angle"] < T.LATCH_ZONE)
+        )
+        return np.concatenate([grip, engaged[:, None].astype(np.float64)], axis=1)
+
+    def observe(self, sensors: np.ndarray, state: EpisodeState) -> np.ndarray:
+        """Observation from sensors; remembers door and lever angles for the latch."""
+        g = gripper.N_SENSORS
+        state["door_angle"] = sensors[:, g + 3].copy()
+        state["lever_angle"] = sensors[:, g + 5].copy()
+        return T.observe(sensors)
+
+    def reward(
+        self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, ctx: np.ndarray
+    ) -> np.ndarray:
+        """Reach the handle, open the door, bonus at 60 degrees (observation-based)."""
+        del ctx
+        return T.reward(obs, action, next_obs)
+
+    def success(self, next_obs: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """Opening angle >= 60 degrees."""
+        del ctx
+        return T.success(next_obs)
+
+    def expert(self, task: DoorParams) -> Expert:
+        """State machine: reach, grip, press the lever if any, follow the door's arc."""
+        return DoorExpert(task)
