@@ -1,5 +1,7 @@
-"""PyBullet twin of the grasp scene: the same object pieces, mass, inertia, friction and centre of
-mass as :mod:`sim.families.grasp.mujoco_scene`, and the same object sensors.
+"""PyBullet twin of the grasp scene, with the same object, physics and sensors as MuJoCo's.
+
+The object has the same pieces, mass, inertia, friction and centre of mass as in
+:mod:`sim.families.grasp.mujoco_scene`, and reports the same object sensors.
 
 PyBullet reports (and resets) a base at its centre of mass, so the object frame is recovered
 from the inertial offset; friction coefficients multiply in Bullet, and the fingers and table
@@ -69,7 +71,7 @@ class GraspBulletScene(BulletScene):
     """One env's object (rebuilt by :meth:`build` for each task)."""
 
     camera_target = (0.0, 0.0, 0.05)
-    camera_distance = 0.8
+    camera_distance = 0.55
 
     def __init__(self) -> None:
         self.object_id = -1

@@ -26,15 +26,20 @@ LIFT = 0.15
 TOUCH = 1.0
 """Pad force (N) that means a finger has reached the object."""
 CLOSE_FORCE = 8.0
-"""Squeeze (N) while the fingers travel to the object (keeps the impact gentle)."""
+"""Largest squeeze (N) while the fingers travel to the object; at most half the final grip,
+so the impact stays below the break force."""
+
+
+FRAGILE_HEADROOM = 0.4
+"""Where in the safe window (slip limit .. break limit) a fragile object is squeezed."""
 
 
 def expert_grip(task: gt.GraspParams) -> float:
-    """Squeeze per pad (N): the slip limit with margin; robust objects get a firm grip."""
+    """Squeeze per pad (N): inside the safe window; robust objects get a firm grip."""
     low, high = gt.grip_window(task)
     if not task.fragile:
         return min(max(low, 0.5 * gripper.FINGER_FORCE_MAX), high)
-    return min(low, high)
+    return low + FRAGILE_HEADROOM * (high - low)
 
 
 class GraspExpert:
@@ -44,7 +49,7 @@ class GraspExpert:
         self.task = task
         self.grip = expert_grip(task) if grip_force is None else grip_force
         self.com_x = task.com_x
-        self.close = min(CLOSE_FORCE, self.grip)
+        self.close = min(CLOSE_FORCE, 0.5 * self.grip)
         self.reset()
 
     def reset(self) -> None:

@@ -50,7 +50,7 @@ def grasp_mjcf(task: gt.GraspParams) -> str:
   <include file="gripper.xml"/>
   <worldbody>
     <light name="top" pos="0 0 1.5" dir="0 0 -1" diffuse="0.8 0.8 0.8"/>
-    <camera name="overview" pos="0.55 -0.55 0.45" xyaxes="0.707 0.707 0 -0.323 0.323 0.889"/>
+    <camera name="overview" pos="0.35 -0.35 0.3" xyaxes="0.707 0.707 0 -0.323 0.323 0.889"/>
     <geom name="table" type="plane" size="1 1 0.05" rgba="0.85 0.82 0.75 1" condim="3"/>
     <body name="object" pos="0 0 {task.half_height:.6g}">
       <freejoint name="object"/>

@@ -56,7 +56,7 @@ UNBREAKABLE = 1000.0
 """Break force of a robust object (N): far above what the fingers can squeeze."""
 FRAGILE_MAX = 55.0
 """Largest break force of a fragile object (N): below what a heavy slippery object needs."""
-FRAGILE_P = 0.4
+FRAGILE_P = 0.5
 """Fraction of fragile objects in both splits."""
 SLIP_MARGIN = 1.6
 """Safety factor on the squeeze needed not to slip (lift acceleration, soft contacts)."""
@@ -66,6 +66,8 @@ GRIP_BIAS = 2.0
 """Squeeze added to the slip limit (N), for contact transients."""
 MAX_HALF_WIDTH = 0.042
 """Widest object that fits between the open pads (10 cm apart) with 8 mm to spare each side."""
+PALM_CLEARANCE = 0.065
+"""Grip point to palm underside (5.5 cm) plus 1 cm of clearance above the object (m)."""
 MIN_HALF_HEIGHT = 0.015
 """Lowest object the pads can hold with the fingertips 5 mm above the table."""
 
@@ -148,7 +150,7 @@ def grip_window(task: GraspParams) -> tuple[float, float]:
 def solvable_reason(task: GraspParams) -> str | None:
     """Why no controller could lift ``task`` (``None`` when it can be solved)."""
     if task.shape in ("sphere", "capsule") and (
-        task.com_z > 0 or task.shape == "sphere" and task.com_x
+        task.com_z > 0 or (task.shape == "sphere" and task.com_x)
     ):
         return (
             f"a {task.shape} with its centre of mass off-axis or above its centre rolls away "
@@ -175,16 +177,16 @@ def shape_onehot(task: GraspParams) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Part:
     """One convex piece of an object, in the object frame (built the same way by both engines)."""
 
     kind: str
-    """``box``, ``cylinder``, ``sphere`` or ``capsule`` (capsule and cylinder along z)."""
+    """``box``, ``cylinder``, ``sphere`` or ``capsule`` (round ones along z unless ``along_x``)."""
     size: tuple[float, float, float]
     """MuJoCo geom size: box half-extents; (radius, half-length, 0) for cylinders and capsules
     (the capsule's half-length excludes its caps); (radius, 0, 0) for spheres."""
-    pos: tuple[float, float, float]
+    pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Centre of the piece in the object frame (m)."""
     along_x: bool = False
     """Cylinders and capsules: axis along the object x axis instead of z."""
@@ -194,24 +196,24 @@ def parts(task: GraspParams) -> tuple[Part, ...]:
     """The convex pieces of ``task``'s object."""
     w, d, h = task.half_width, task.half_depth, task.half_height
     if task.shape == "box":
-        return (Part("box", (d, w, h), (0.0, 0.0, 0.0)),)
+        return (Part(kind="box", size=(d, w, h)),)
     if task.shape == "cylinder":
-        return (Part("cylinder", (w, h, 0.0), (0.0, 0.0, 0.0)),)
+        return (Part(kind="cylinder", size=(w, h, 0.0)),)
     if task.shape == "sphere":
-        return (Part("sphere", (w, 0.0, 0.0), (0.0, 0.0, 0.0)),)
+        return (Part(kind="sphere", size=(w, 0.0, 0.0)),)
     if task.shape == "capsule":
-        return (Part("capsule", (w, d - w, 0.0), (0.0, 0.0, 0.0), along_x=True),)
+        return (Part(kind="capsule", size=(w, d - w, 0.0), along_x=True),)
     if task.shape == "mug":
         handle = (0.012, 0.005, 0.6 * h)
         return (
-            Part("cylinder", (w, h, 0.0), (0.0, 0.0, 0.0)),
-            Part("box", handle, (w + handle[0] - 0.002, 0.0, 0.0)),
+            Part(kind="cylinder", size=(w, h, 0.0)),
+            Part(kind="box", size=handle, pos=(w + handle[0] - 0.002, 0.0, 0.0)),
         )
     if task.shape == "lblock":
         foot = (d, 0.6 * w, 0.3 * h)
         return (
-            Part("box", (d, w, h), (0.0, 0.0, 0.0)),
-            Part("box", foot, (2.0 * d, 0.0, -h + foot[2])),
+            Part(kind="box", size=(d, w, h)),
+            Part(kind="box", size=foot, pos=(2.0 * d, 0.0, -h + foot[2])),
         )
     raise ValueError(f"shape: expected one of {list(SHAPES)}, got {task.shape!r}")
 
@@ -225,7 +227,7 @@ def inertia(task: GraspParams) -> np.ndarray:
 
 def grasp_height(half_height: float) -> float:
     """Grip-point height that holds the main part while keeping the palm 1 cm above its top."""
-    return max(float(gripper.WORKSPACE_LOW[2]), min(half_height, 2.0 * half_height - 0.045))
+    return max(float(gripper.WORKSPACE_LOW[2]), half_height, 2.0 * half_height - PALM_CLEARANCE)
 
 
 def draw_initial(task: GraspParams, rng: np.random.Generator) -> np.ndarray:
