@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: setup system-deps demo test test-slow lint bench clean
+.PHONY: setup system-deps demo test test-slow lint bench docs compat-mujoco33 clean
 
 setup: system-deps $(STAMP)
 
@@ -41,6 +41,18 @@ test-slow: setup
 
 bench: setup
 	$(VENV)/bin/adapt-robot bench sim
+
+docs: setup
+	$(VENV)/bin/adapt-robot spec point grasp door > docs/task_families.md
+
+# The oldest supported MuJoCo (3.3.0): a second venv without torch, running the sim tests.
+compat-mujoco33: system-deps
+	python3 -m venv .venv-mj33
+	.venv-mj33/bin/pip install -q "mujoco==3.3.0" pybullet gymnasium imageio pillow pyyaml numpy \
+	  onnxruntime pytest pytest-xdist hypothesis
+	.venv-mj33/bin/pip install -q --no-deps -e .
+	.venv-mj33/bin/python -c "import mujoco; print('mujoco', mujoco.__version__)"
+	.venv-mj33/bin/pytest -q -n 2 tests/sim
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

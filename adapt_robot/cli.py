@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,19 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a launch-file key (repeatable), e.g. --set seed=3",
+    )
+
+    train = sub.add_parser("train", help="meta-train (or train a baseline) from a launch file")
+    train.add_argument("launch", help="launch file, e.g. launch/point_maml.yaml")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a launch-file key (repeatable), e.g. --set algo.inner_lr=0.05",
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in out_dir from its checkpoint"
     )
 
     render = sub.add_parser("render", help="write a GIF of a scripted expert episode")
@@ -64,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = run_demo(cfg)
             print(demo_table(rows, cfg.tasks_per_split))
             print(f"\nresults, GIFs and the resolved config in {cfg.out_dir}/")
+        elif args.command == "train":
+            from adapt_robot.jobs.train import run_train
+
+            print(f"run directory: {run_train(args.launch, args.set, args.resume)}")
         elif args.command == "render":
             from adapt_robot.jobs.render import render_gif
 
@@ -79,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from adapt_robot.bench.sim_bench import run_sim_bench
 
             print(run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats))
-    except (ConfigError, ValueError, TypeError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, TypeError, OSError, FloatingPointError) as err:
+        # Bad input, a refused output directory or a diverged run: one clear line, no
+        # traceback. ADAPT_ROBOT_DEBUG=1 re-raises for a full traceback.
+        if os.environ.get("ADAPT_ROBOT_DEBUG"):
+            raise
         print(f"adapt-robot {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

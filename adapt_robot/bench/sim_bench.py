@@ -5,8 +5,9 @@ Per (family, engine):
   in numpy between steps;
 - ``vector``: :class:`VectorTaskEnv` with B envs, same policy on the batch;
 - ceilings on the same scenes, measured in the same run: MuJoCo replays the controls the closed
-  loop produced, open loop through ``mujoco.rollout`` with the same sub-steps (no threads for one
-  env, 2 threads for B); PyBullet runs a bare ``stepSimulation`` loop of the same length.
+  loop produced, open loop through ``mujoco.rollout`` calls of the same frame skip (sub-steps)
+  with states chained (no threads for one env, 2 threads for B); PyBullet runs a bare
+  ``stepSimulation`` loop of the same length.
 Figures are medians over ``repeats``; a ratio is closed-loop rate / ceiling.
 """
 
@@ -111,19 +112,28 @@ def _closed_loop_vector(env: Any, steps: int, seed: int) -> tuple[float, list[np
 
 
 def _mujoco_ceiling(physics: Any, ctrls: list[np.ndarray], nthread: int, batch: int) -> float:
+    """Replay the recorded controls open loop, one ``SUBSTEPS`` rollout per control step.
+
+    States are chained; no policy and no observation code run in between.
+    """
+    import mujoco
     from mujoco import rollout
 
-    control = np.repeat(np.stack(ctrls, axis=1)[:batch], gripper.SUBSTEPS, axis=1)
-    nstep = control.shape[1]
-    import mujoco
-
-    datas = [mujoco.MjData(physics.models[0]) for _ in range(max(nthread, 1))]
-    state0 = physics.state[:batch].copy()
+    models = physics.models[:batch]
+    datas = [mujoco.MjData(models[0]) for _ in range(max(nthread, 1))]
+    state = physics.state[:batch].copy()
+    out = np.zeros((batch, gripper.SUBSTEPS, state.shape[1]))
+    control = np.zeros((batch, gripper.SUBSTEPS, ctrls[0].shape[1]))
     with rollout.Rollout(nthread=nthread) as r:
         t0 = time.perf_counter()
-        r.rollout(physics.models[:batch], datas, state0, control, nstep=nstep)
+        for ctrl in ctrls:
+            control[:] = ctrl[:batch, None, :]
+            r.rollout(
+                models, datas, state, control, nstep=gripper.SUBSTEPS, state=out, skip_checks=True
+            )
+            state[:] = out[:, -1]
         dt = time.perf_counter() - t0
-    return batch * (nstep / gripper.SUBSTEPS) / dt
+    return batch * len(ctrls) / dt
 
 
 def _bullet_ceiling(physics: Any, steps: int) -> float:

@@ -1,0 +1,1 @@
+"""Meta-learners (torch): policy, the shared inner-loop loss, sampler, algorithms, trainer."""

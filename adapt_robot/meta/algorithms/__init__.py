@@ -1,0 +1,29 @@
+"""Meta-learners and the non-meta baseline, one module and one frozen config each."""
+
+from adapt_robot.meta.algorithms.base import Learner, TrainingDiverged
+from adapt_robot.meta.algorithms.maml import MAML, MAMLConfig
+from adapt_robot.meta.algorithms.ppo_dr import PPODR, PPODRConfig
+from adapt_robot.meta.algorithms.reptile import Reptile, ReptileConfig
+
+AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig
+"""Any algorithm config (the ``name`` field says which)."""
+
+ALGORITHMS: dict[str, tuple[type, type[Learner]]] = {
+    "maml": (MAMLConfig, MAML),
+    "reptile": (ReptileConfig, Reptile),
+    "ppo_dr": (PPODRConfig, PPODR),
+}
+"""Algorithm name -> (config class, learner class)."""
+
+__all__ = [
+    "ALGORITHMS",
+    "MAML",
+    "PPODR",
+    "AlgoConfig",
+    "Learner",
+    "MAMLConfig",
+    "PPODRConfig",
+    "Reptile",
+    "ReptileConfig",
+    "TrainingDiverged",
+]

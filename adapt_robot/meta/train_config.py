@@ -1,0 +1,96 @@
+"""The launch config of ``adapt-robot train``: a frozen ``TrainConfig`` with nested sections.
+
+``algo.name`` picks the algorithm and therefore which frozen config class validates the rest of
+the ``algo`` section. Everything (unknown algorithm or key, bad values, an unknown family or an
+engine the family lacks) is rejected before any work, with the key path in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from adapt_robot.config import ConfigError, apply_overrides, build, load_yaml, setting
+from adapt_robot.meta.algorithms import ALGORITHMS, AlgoConfig, MAMLConfig
+from adapt_robot.meta.policy import PolicyConfig
+from adapt_robot.meta.sampler import SamplerConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """When training stops (whichever limit is reached first)."""
+
+    env_steps: int = setting(2_000_000, doc="Environment steps (live transitions) in total.", gt=0)
+    iterations: int = setting(500, doc="Training iterations in total.", gt=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """Periodic pre/post-adaptation evaluation on a fixed set of tasks."""
+
+    every: int = setting(10, doc="Evaluate every this many iterations (and at the end).", ge=1)
+    split: Literal["train", "test"] = setting("test", doc="Task split evaluated (test: held out).")
+    tasks: int = setting(20, doc="Number of evaluation tasks (fixed for the whole run).", ge=1)
+    episodes_per_task: int = setting(10, doc="Episodes per task, before and after adapting.", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Launch settings of ``adapt-robot train``."""
+
+    family: str = setting("point", doc="Task family (see sim.registry).")
+    seed: int = setting(0, doc="Seed of everything: init, tasks, noise.", ge=0)
+    out_dir: str = setting("runs/train", doc="Run directory: config, metrics, checkpoints.")
+    threads: int = setting(1, doc="torch CPU threads (small MLPs run fastest on one).", ge=1)
+    checkpoint_every: int = setting(10, doc="Write a checkpoint every this many iterations.", ge=1)
+    # Nested sections: frozen dataclass instances, safe as shared defaults.
+    algo: AlgoConfig = setting(  # noqa: RUF009
+        MAMLConfig(), doc="Algorithm section; algo.name selects it."
+    )
+    policy: PolicyConfig = setting(PolicyConfig(), doc="Policy network.")  # noqa: RUF009
+    sampler: SamplerConfig = setting(  # noqa: RUF009
+        SamplerConfig(), doc="Rollouts and advantages."
+    )
+    budget: BudgetConfig = setting(BudgetConfig(), doc="Training budget.")  # noqa: RUF009
+    eval: EvalConfig = setting(EvalConfig(), doc="Evaluation.")  # noqa: RUF009
+
+
+def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
+    """Validate a raw mapping (file contents with overrides applied) into a TrainConfig."""
+    raw = dict(data)
+    algo_raw = raw.pop("algo", {})
+    if not isinstance(algo_raw, Mapping):
+        raise ConfigError(f"algo: expected a mapping, got {type(algo_raw).__name__} {algo_raw!r}")
+    name = algo_raw.get("name", "maml")
+    if name not in ALGORITHMS:
+        raise ConfigError(f"algo.name: expected one of {sorted(ALGORITHMS)}, got {name!r}")
+    algo: AlgoConfig = build(ALGORITHMS[name][0], dict(algo_raw), "algo")
+    cfg = dataclasses.replace(build(TrainConfig, raw), algo=algo)
+    _check_family(cfg)
+    return cfg
+
+
+def _check_family(cfg: TrainConfig) -> None:
+    from sim.registry import get_family
+
+    try:
+        family = get_family(cfg.family)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if cfg.sampler.engine is not None:
+        try:
+            family.check_engine(cfg.sampler.engine)
+        except ValueError as err:
+            raise ConfigError(f"sampler.{err}") from None
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Load a launch file with ``key.path=value`` overrides; errors name file and key path."""
+    data = apply_overrides(load_yaml(path), overrides)
+    try:
+        return build_train_config(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
