@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--width", type=int, default=320)
     render.add_argument("--height", type=int, default=240)
     render.add_argument(
+        "--strip",
+        default=None,
+        metavar="PNG",
+        help="also write 4 frames (start to end) side by side as a PNG",
+    )
+    render.add_argument(
         "-o", "--out", default=None, help="GIF path (default runs/FAMILY_ENGINE.gif)"
     )
 
@@ -86,7 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from adapt_robot.jobs.render import render_gif
 
             path = render_gif(
-                args.family, args.engine, args.split, args.seed, args.width, args.height, args.out
+                args.family,
+                args.engine,
+                args.split,
+                args.seed,
+                args.width,
+                args.height,
+                args.out,
+                args.strip,
             )
             print(path)
         elif args.command == "spec":

@@ -16,8 +16,12 @@ def render_gif(
     width: int,
     height: int,
     out: str | None,
+    strip: str | None = None,
 ) -> Path:
-    """Record one expert episode on a task of ``split`` and write it as a GIF."""
+    """Record one expert episode on a task of ``split`` and write it as a GIF.
+
+    With ``strip``, also write four frames (first, 1/3, 2/3, last) side by side as a PNG.
+    """
     from sim.experts.record import record_expert, write_gif
     from sim.registry import get_family
 
@@ -30,6 +34,13 @@ def render_gif(
     ep = record_expert(family, engine, task, seed, width, height)
     path = Path(out) if out else Path("runs") / f"{family.name}_{engine}.gif"
     write_gif(ep.frames, path, family.control_hz)
+    if strip:
+        import imageio.v2 as imageio
+
+        n = len(ep.frames)
+        picks = [ep.frames[i] for i in (0, n // 3, 2 * n // 3, n - 1)]
+        Path(strip).parent.mkdir(parents=True, exist_ok=True)
+        imageio.imwrite(strip, np.concatenate(picks, axis=1))
     print(f"{family.name}/{engine}: {ep.steps} steps, success={ep.success}, return={ep.ret:.2f}")
     return path
 
@@ -41,6 +52,8 @@ def family_spec(family_name: str) -> str:
     family = get_family(family_name)
     lines = [
         f"# {family.name}",
+        "",
+        *_module_docs(type(family).__module__),
         "",
         f"engines: {', '.join(family.engines)}; control {family.control_hz:g} Hz; "
         f"episode {family.max_steps} steps; observation-based reward: "
@@ -60,3 +73,19 @@ def family_spec(family_name: str) -> str:
         rng = f.metadata.get("choices") or f.metadata.get("range")
         lines.append(f"| `{f.name}` | {f.metadata.get('hidden')} | {rng} | {f.metadata['doc']} |")
     return "\n".join(lines)
+
+
+def _module_docs(module_name: str) -> list[str]:
+    """Docstrings of a family's module and of its package's ``task`` and ``reward`` modules."""
+    import importlib
+    import importlib.util
+    import inspect
+
+    names = [module_name]
+    package = module_name.rpartition(".")[0]
+    for sibling in ("task", "reward"):
+        full = f"{package}.{sibling}"
+        if full != module_name and importlib.util.find_spec(full) is not None:
+            names.append(full)
+    docs = [inspect.getdoc(importlib.import_module(n)) for n in names]
+    return [d for d in docs if d]
