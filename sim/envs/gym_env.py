@@ -14,7 +14,7 @@ from sim.registry import get_family
 
 
 class TaskEnv(gym.Env[np.ndarray, np.ndarray]):
-    """A single env of ``family`` in ``engine``; a task is drawn from ``split`` until set."""
+    """One env of ``family`` in ``engine``; tasks are drawn from ``split`` until one is set."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}  # noqa: RUF012
 
@@ -41,19 +41,26 @@ class TaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = gym.spaces.Box(obs_spec.low, obs_spec.high, dtype=np.float32)
         self.action_space = gym.spaces.Box(act_spec.low, act_spec.high, dtype=np.float32)
         self.task: TaskParams | None = None
+        self._task_fixed = False
 
     def set_task(self, task: TaskParams) -> None:
-        """Use ``task`` from the next reset on."""
+        """Use ``task`` from the next reset on (and stop drawing a new task at each reset)."""
         self._vec.set_tasks([task])
         self.task = task
+        self._task_fixed = True
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset; draws a task from ``split`` with the env's RNG if none was set."""
+        """Reset; a new task from ``split`` each time until :meth:`set_task` fixes one.
+
+        Drawing uses the env's RNG (domain randomisation); after ``set_task`` the task is kept.
+        """
         super().reset(seed=seed, options=options)
-        if self.task is None:
-            self.set_task(self.family.sample_tasks(self.np_random, 1, self.split)[0])
+        if not self._task_fixed:
+            task = self.family.sample_tasks(self.np_random, 1, self.split)[0]
+            self._vec.set_tasks([task])
+            self.task = task
         obs = self._vec.reset(self.np_random)
         return obs[0], {"task": self.task}
 

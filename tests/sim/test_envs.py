@@ -133,3 +133,17 @@ def test_wrong_task_type_rejected() -> None:
     env = VectorTaskEnv(get_family("point"), "numpy", 1)
     with pytest.raises(TypeError, match=r"tasks\[0\]: expected PointParams"):
         env.set_tasks(["goal"])  # type: ignore[list-item]
+
+
+def test_gym_env_draws_a_task_per_reset_until_one_is_set() -> None:
+    env = gymnasium.make(GYM_IDS["point"], engine="numpy", split="test")
+    env.reset(seed=0)
+    first = env.unwrapped.task
+    env.reset()
+    second = env.unwrapped.task
+    assert first != second
+    assert get_family("point").in_split(second) == "test"
+    env.unwrapped.set_task(first)
+    env.reset()
+    env.reset()
+    assert env.unwrapped.task == first
