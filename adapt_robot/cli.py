@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the run in out_dir from its checkpoint"
     )
 
+    export = sub.add_parser("export", help="export a trained run to an ONNX bundle")
+    export.add_argument("run_dir", help="training run directory (with checkpoint.pt)")
+    export.add_argument("-o", "--out", required=True, help="bundle directory to write")
+    export.add_argument(
+        "--capacity", type=int, default=None, help="inner-step batch capacity N (rows)"
+    )
+    export.add_argument("--fp16", action="store_true", help="also write policy_fp16.onnx")
+
     render = sub.add_parser("render", help="write a GIF of a scripted expert episode")
     render.add_argument("family", help="task family (point, grasp, door, or a registered one)")
     render.add_argument(
@@ -63,7 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     spec.add_argument("families", nargs="+", metavar="FAMILY")
 
     bench = sub.add_parser("bench", help="benchmarks that print tables of measured ratios")
-    bench.add_argument("suite", choices=["sim"], help="which benchmark")
+    bench.add_argument(
+        "suite",
+        choices=["sim", "export", "sampler"],
+        help="sim: env steps/s vs physics ceiling; export: ONNX inner step vs torch; "
+        "sampler: 1 vs 2 processes vs Ray",
+    )
     bench.add_argument("--families", nargs="+", default=["grasp", "door"])
     bench.add_argument("--engines", nargs="+", default=["mujoco", "pybullet"])
     bench.add_argument("--batch", type=int, default=64)
@@ -88,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from adapt_robot.jobs.train import run_train
 
             print(f"run directory: {run_train(args.launch, args.set, args.resume)}")
+        elif args.command == "export":
+            from export.cli_entry import export_main
+
+            print(export_main(args.run_dir, args.out, args.capacity, args.fp16))
         elif args.command == "render":
             from adapt_robot.jobs.render import render_gif
 
@@ -107,9 +124,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n\n".join(family_spec(name) for name in args.families))
         elif args.command == "bench":
-            from adapt_robot.bench.sim_bench import run_sim_bench
+            if args.suite == "sim":
+                from adapt_robot.bench.sim_bench import run_sim_bench
 
-            print(run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats))
+                print(
+                    run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats)
+                )
+            elif args.suite == "export":
+                from export.bench import run_export_bench
+
+                print(run_export_bench())
+            else:
+                from adapt_robot.bench.sampler_bench import run_sampler_bench
+
+                print(run_sampler_bench())
     except (ConfigError, ValueError, TypeError, OSError, FloatingPointError) as err:
         # Bad input, a refused output directory or a diverged run: one clear line, no
         # traceback. ADAPT_ROBOT_DEBUG=1 re-raises for a full traceback.

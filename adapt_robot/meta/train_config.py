@@ -80,6 +80,15 @@ def _check_family(cfg: TrainConfig) -> None:
         family = get_family(cfg.family)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if cfg.sampler.address is not None and cfg.sampler.kind != "ray":
+        raise ConfigError(
+            f"sampler.address: only used with sampler.kind: ray, got kind {cfg.sampler.kind!r}"
+        )
+    if cfg.sampler.kind == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("sampler.kind: ray needs Ray: pip install 'adapt-robot[ray]'")
     if cfg.sampler.engine is not None:
         try:
             family.check_engine(cfg.sampler.engine)

@@ -24,7 +24,7 @@ import torch
 from adapt_robot.config import ConfigError, dump, to_dict
 from adapt_robot.meta.algorithms import ALGORITHMS, Learner, TrainingDiverged
 from adapt_robot.meta.policy import GaussianMLPPolicy
-from adapt_robot.meta.sampler import Sampler
+from adapt_robot.meta.sampler import make_sampler
 from adapt_robot.meta.train_config import TrainConfig, build_train_config
 
 CHECKPOINT = "checkpoint.pt"
@@ -39,7 +39,7 @@ def build_learner(cfg: TrainConfig) -> Learner:
 
     family = get_family(cfg.family)
     policy = GaussianMLPPolicy(family.obs_spec.dim, family.action_spec.dim, cfg.policy)
-    sampler = Sampler(family, policy, cfg.sampler)
+    sampler = make_sampler(family, policy, cfg.sampler)
     factory: Callable[..., Learner] = ALGORITHMS[cfg.algo.name][1]
     return factory(policy, sampler, cfg.algo, cfg.seed)
 
@@ -112,6 +112,21 @@ class Trainer:
                 np.random.default_rng([cfg.seed, 7]), cfg.eval.tasks, cfg.eval.split
             )
         )
+        try:
+            self._loop(learner, rng, iteration, env_steps, eval_tasks)
+        finally:
+            learner.sampler.close()
+        return self.run_dir
+
+    def _loop(
+        self,
+        learner: Learner,
+        rng: np.random.Generator,
+        iteration: int,
+        env_steps: int,
+        eval_tasks: list[Any],
+    ) -> None:
+        cfg = self.cfg
         while iteration < cfg.budget.iterations and env_steps < cfg.budget.env_steps:
             t0 = time.perf_counter()
             try:
@@ -144,7 +159,6 @@ class Trainer:
             self._log(record)
             if iteration % cfg.checkpoint_every == 0 or last:
                 self._save(learner, rng, iteration, env_steps)
-        return self.run_dir
 
     def _save(
         self, learner: Learner, rng: np.random.Generator, iteration: int, env_steps: int

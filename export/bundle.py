@@ -1,0 +1,311 @@
+"""``export_bundle``: a training run directory -> a verified, self-contained bundle directory.
+
+Everything is written into a temporary directory beside the target, checked (``onnx.checker``,
+parity against the training code, the manifest read back with the runtime's own reader), and
+only then renamed into place. A failure at any point leaves nothing behind; an existing bundle
+at the target is replaced only by a complete one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from adapt_robot.meta.algorithms.base import Learner
+from adapt_robot.meta.inner import positive_rates
+from adapt_robot.meta.policy import GaussianMLPPolicy, detach
+from adapt_robot.meta.train_config import TrainConfig
+from adapt_robot.runtime import bundle_format as bf
+from export import graphs, parity
+
+SUPPORTED_POLICIES = (GaussianMLPPolicy,)
+NORMALIZER_EPS = 1e-8
+"""Must match :meth:`GaussianMLPPolicy.normalize`."""
+
+
+class ExportError(ValueError):
+    """The run cannot be exported (bad checkpoint, unsupported policy, bad output directory)."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    cfg: TrainConfig
+    learner: Learner
+    ckpt: dict[str, Any]
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _load(run_dir: Path) -> _Run:
+    """Load a run, turning every way a checkpoint can be bad into an :class:`ExportError`."""
+    from adapt_robot.meta.trainer import CHECKPOINT, load_run
+
+    ckpt_path = run_dir / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise ExportError(f"{ckpt_path}: no checkpoint (is {run_dir} a training run directory?)")
+    try:
+        cfg, learner, ckpt = load_run(run_dir)
+    except Exception as err:  # torch.load raises many types for a damaged file
+        raise ExportError(
+            f"{ckpt_path}: cannot read the checkpoint ({type(err).__name__}: {err}); it is "
+            "missing, truncated or from another version. Re-train or pick another run."
+        ) from err
+    if not isinstance(learner.policy, SUPPORTED_POLICIES):
+        raise ExportError(
+            f"{ckpt_path}: policy type {type(learner.policy).__name__} is not supported by the "
+            f"exporter (supported: {[c.__name__ for c in SUPPORTED_POLICIES]})"
+        )
+    return _Run(cfg, learner, ckpt)
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory; choose another output path")
+    if out.is_dir() and any(out.iterdir()) and not (out / bf.MANIFEST).is_file():
+        raise ExportError(
+            f"{out}: exists and is not a bundle (no {bf.MANIFEST}); refusing to overwrite it. "
+            "Choose a new or empty directory, or an existing bundle to replace."
+        )
+
+
+def default_capacity(cfg: TrainConfig, horizon: int) -> int:
+    """The training inner batch: episodes per task x episode length."""
+    return cfg.sampler.episodes_per_task * horizon
+
+
+def export_bundle(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    capacity: int | None = None,
+    fp16: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Export ``run_dir``'s checkpoint to a bundle at ``out_dir``; returns ``out_dir``.
+
+    ``capacity`` is the fixed row count ``N`` of ``adapt_step.onnx`` (default: the training
+    inner batch, episodes per task x horizon). ``fp16`` adds ``policy_fp16.onnx``. ``seed``
+    seeds the random parity inputs. Raises :class:`ExportError` for bad input and
+    :class:`export.parity.ParityError` when a graph disagrees with the training code; in both
+    cases nothing is left at ``out_dir`` (an existing bundle there is kept).
+    """
+    run_path, out = Path(run_dir), Path(out_dir)
+    _check_target(out)
+    run = _load(run_path)
+    from sim.registry import get_family
+
+    family = get_family(run.cfg.family)
+    n = capacity if capacity is not None else default_capacity(run.cfg, family.max_steps)
+    if n < 1:
+        raise ExportError(f"capacity: expected an integer >= 1, got {n}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; a bundle is an ordinary directory
+    try:
+        _write(tmp, run, run_path, n, fp16, seed)
+        bf.load_bundle(tmp)  # read back with the runtime's reader: hashes, shapes, version
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing bundle there is moved aside, then removed."""
+    old: Path | None = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(tmp: Path, run: _Run, run_path: Path, capacity: int, fp16: bool, seed: int) -> None:
+    from sim.registry import get_family
+
+    cfg, learner = run.cfg, run.learner
+    policy = learner.policy
+    family = get_family(cfg.family)
+    params = detach(learner.params)
+    lrs = {k: v.detach().float() for k, v in positive_rates(detach(learner.raw_lrs)).items()}
+    adapted = list(lrs)
+    low, high = family.action_spec.low, family.action_spec.high
+    meta = _metadata(cfg, family, policy)
+    rng = np.random.default_rng(seed)
+    graph_specs: dict[str, bf.GraphSpec] = {}
+    figures: dict[str, float] = {}
+    limits: dict[str, float] = {}
+
+    def add(key: str, file: str, io: tuple[list[str], list[str]]) -> Path:
+        graph_specs[key] = bf.GraphSpec(file=file, inputs=io[0], outputs=io[1])
+        graphs.finish_graph(tmp / file, {**meta, "graph": key})
+        return tmp / file
+
+    io = graphs.export_policy(tmp / bf.POLICY_ONNX, policy, params, low, high)
+    path = add("policy", bf.POLICY_ONNX, io)
+    figures["policy"] = parity.check_policy(path, policy, params, low, high, rng)
+    limits["policy"] = parity.RTOL_FP32
+
+    io = graphs.export_adapt_step(tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity)
+    path = add("adapt_step", bf.ADAPT_STEP_ONNX, io)
+    figures["adapt_step"] = parity.check_adapt_step(path, policy, params, lrs, capacity, rng)
+    figures["adapt_step_x3"] = parity.check_adapt_step(
+        path, policy, params, lrs, capacity, rng, steps=parity.CHAINED_STEPS
+    )
+    limits["adapt_step"] = limits["adapt_step_x3"] = parity.RTOL_FP32
+
+    if family.observation_reward:
+        try:
+            io = graphs.export_reward(tmp / bf.REWARD_ONNX, family)
+        except Exception as err:  # tracing failures come in many types
+            raise ExportError(
+                f"family {family.name!r}: its reward/success could not be traced to ONNX "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Keep "
+                "them pure numpy functions of (obs, action, next_obs) without Python branches "
+                "on array values."
+            ) from err
+        path = add("reward", bf.REWARD_ONNX, io)
+        inputs = parity.reward_inputs(family, 512, rng)
+        reward_err, mismatches = parity.check_reward(path, family, *inputs)
+        figures["reward"], figures["success_mismatches"] = reward_err, float(mismatches)
+        limits["reward"], limits["success_mismatches"] = parity.RTOL_FP32, 0.0
+        note = "reward.onnx: the family's numpy reward and success, traced (float64 inside)"
+    else:
+        note = (
+            f"no reward.onnx: family {family.name!r} has observation_reward false (its reward "
+            "uses hidden task data); the robot must supply rewards"
+        )
+    if fp16:
+        io = graphs.export_policy(tmp / bf.POLICY_FP16_ONNX, policy, params, low, high, fp16=True)
+        path = add("policy_fp16", bf.POLICY_FP16_ONNX, io)
+        figures["policy_fp16"] = parity.check_policy(path, policy, params, low, high, rng)
+        limits["policy_fp16"] = parity.RTOL_FP16
+    parity.require(figures, limits)
+
+    arrays: dict[str, np.ndarray] = {k: v.numpy().astype(np.float32) for k, v in params.items()}
+    arrays.update({bf.LR_PREFIX + k: v.numpy().astype(np.float32) for k, v in lrs.items()})
+    np.savez(tmp / bf.PARAMS_NPZ, **arrays)  # type: ignore[arg-type]
+    manifest = _manifest(run, run_path, family, capacity, graph_specs, figures, note, adapted)
+    files = {f.name: bf.sha256_file(f) for f in sorted(tmp.iterdir())}
+    bf.write_manifest(bf.Manifest(**{**manifest, "files": files}), tmp / bf.MANIFEST)
+
+
+def _metadata(cfg: TrainConfig, family: Any, policy: GaussianMLPPolicy) -> dict[str, Any]:
+    """Key facts for ``metadata_props`` of every graph (for tools that read only the .onnx)."""
+    spec = family.action_spec
+    return {
+        "adapt_robot.format_version": str(bf.FORMAT_VERSION),
+        "adapt_robot.family": cfg.family,
+        "adapt_robot.obs_names": list(family.obs_spec.names),
+        "adapt_robot.action_names": list(spec.names),
+        "adapt_robot.action_low": spec.low.tolist(),
+        "adapt_robot.action_high": spec.high.tolist(),
+        "adapt_robot.action_scale": ((spec.high - spec.low) / 2).tolist(),
+        "adapt_robot.action_docs": [f.doc for f in spec.fields],
+        "adapt_robot.adapt": policy.cfg.adapt,
+    }
+
+
+def _manifest(
+    run: _Run,
+    run_path: Path,
+    family: Any,
+    capacity: int,
+    graph_specs: dict[str, bf.GraphSpec],
+    figures: dict[str, float],
+    note: str,
+    adapted: list[str],
+) -> dict[str, Any]:
+    from adapt_robot.config import to_dict
+
+    cfg, learner = run.cfg, run.learner
+    policy = learner.policy
+    norm = policy.normalizer
+
+    def space(s: Any) -> bf.SpaceSpec:
+        return bf.SpaceSpec(
+            dim=s.dim, names=list(s.names), low=s.low.tolist(), high=s.high.tolist()
+        )
+
+    per_param = any(v.dim() > 0 for v in learner.raw_lrs.values())
+    lrs = positive_rates(detach(learner.raw_lrs))
+    algo = cfg.algo
+    return {
+        "format_version": bf.FORMAT_VERSION,
+        "family": cfg.family,
+        "observation_reward": bool(family.observation_reward),
+        "observation": space(family.obs_spec),
+        "action": space(family.action_spec),
+        "normalizer": bf.NormalizerSpec(
+            enabled=policy.cfg.normalize_obs,
+            mean=[float(x) for x in norm.mean],
+            var=[float(x) for x in norm.var],
+            eps=NORMALIZER_EPS,
+            clip=float(policy.cfg.obs_clip),
+            count=float(norm.count),
+        ),
+        "policy": bf.PolicySpec(
+            type="gaussian_mlp",
+            hidden=list(policy.cfg.hidden),
+            activation=policy.cfg.activation,
+            adapt=policy.cfg.adapt,
+            context_dim=policy.cfg.context_dim,
+            action_squash="tanh",
+        ),
+        "parameters": [
+            bf.ParamSpec(name=k, shape=list(v.shape), dtype="float32", adapted=k in adapted)
+            for k, v in learner.params.items()
+        ],
+        "inner_loop": bf.InnerLoopSpec(
+            algorithm=algo.name,
+            steps=int(learner.inner_steps),
+            lr_mode="per_parameter" if per_param else "scalar",
+            lr_summary={k: float(v.mean()) for k, v in lrs.items()},
+            capacity=capacity,
+            episodes=cfg.sampler.episodes_per_task,
+            horizon=int(family.max_steps),
+            gamma=cfg.sampler.gamma,
+            gae_lambda=cfg.sampler.gae_lambda,
+            baseline=cfg.sampler.baseline,
+            baseline_reg=cfg.sampler.baseline_reg,
+            normalize_adv=cfg.sampler.normalize_adv,
+        ),
+        "graphs": graph_specs,
+        "reward_note": note,
+        "opset": graphs.OPSET,
+        "producer": {
+            "adapt_robot": _version("adapt-robot"),
+            "torch": str(torch.__version__),
+            "onnx": str(onnx.__version__),
+            "onnxruntime": str(onnxruntime.__version__),
+        },
+        "parity": figures,
+        "training": {
+            "config": to_dict(cfg),
+            "iteration": int(run.ckpt.get("iteration", 0)),
+            "env_steps": int(run.ckpt.get("env_steps", 0)),
+            "run_dir": str(run_path.resolve()),
+        },
+    }

@@ -1,0 +1,243 @@
+"""Trace the training code into ONNX graphs: policy, one inner step, and the family's reward.
+
+Nothing here re-implements the maths:
+
+- ``policy.onnx`` exports :meth:`GaussianMLPPolicy.forward` (normaliser frozen as constants),
+  then clips the mean to the action bounds.
+- ``adapt_step.onnx`` is ``torch.func.grad_and_value`` of :func:`adapt_robot.meta.inner.inner_loss`
+  traced with ``make_fx`` and exported with ``torch.onnx.export(dynamo=True)``; only the SGD
+  update ``p - lr * g`` and the gradient norm are written around it (the parity check pins both
+  to :func:`adapt_robot.meta.inner.inner_step`).
+- ``reward.onnx`` traces the family's own numpy ``reward`` and ``success`` through TorchDynamo's
+  NumPy support (``torch.export`` strict mode turns ``np.*`` calls into torch ops), in float64
+  as numpy computes them; the reward is cast to float32 at the output.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from adapt_robot.meta.inner import InnerBatch, inner_loss
+from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
+from sim.core.family import TaskFamily
+
+OPSET = 18
+"""ONNX opset of every exported graph."""
+POLICY_INPUT_OBS = "obs"
+POLICY_OUTPUTS = ("action_mean", "action_log_std")
+BATCH_INPUTS = ("obs", "act", "adv", "mask")
+STEP_SCALARS = ("loss", "grad_norm")
+REWARD_INPUTS = ("obs", "action", "next_obs")
+REWARD_OUTPUTS = ("reward", "success")
+
+
+class _Fn(torch.nn.Module):
+    """A module around a function of positional tensors (what ``torch.onnx.export`` takes)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: torch.Tensor) -> Any:
+        """Call the wrapped function."""
+        return self.fn(*args)
+
+
+def policy_fn(
+    policy: GaussianMLPPolicy,
+    names: Sequence[str],
+    low: np.ndarray,
+    high: np.ndarray,
+    dtype: torch.dtype = torch.float32,
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """``(obs, *params) -> (bounded action mean, log_std)``; computed in ``dtype``, I/O float32."""
+    lo = torch.as_tensor(low, dtype=dtype)
+    hi = torch.as_tensor(high, dtype=dtype)
+
+    def fn(obs: torch.Tensor, *flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        params = {n: t.to(dtype) for n, t in zip(names, flat, strict=True)}
+        mean, log_std = policy.forward(params, obs.to(dtype))
+        mean = torch.clamp(mean, lo, hi)
+        return mean.to(torch.float32), log_std.to(torch.float32)
+
+    return fn
+
+
+def adapt_step_fn(
+    policy: GaussianMLPPolicy, names: Sequence[str], adapted: Sequence[str]
+) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``(*params, *lrs, obs, act, adv, mask) -> (*new adapted params, loss, grad_norm)``."""
+    n_p, n_a = len(names), len(adapted)
+
+    def fn(*flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        params = dict(zip(names, flat[:n_p], strict=True))
+        lrs = dict(zip(adapted, flat[n_p : n_p + n_a], strict=True))
+        obs, act, adv, mask = flat[n_p + n_a :]
+        batch = InnerBatch(obs=obs, act=act, adv=adv, mask=mask)
+        fixed = {k: v for k, v in params.items() if k not in lrs}
+
+        def loss_of(adapted_params: dict[str, torch.Tensor]) -> torch.Tensor:
+            merged = {k: adapted_params.get(k, fixed.get(k)) for k in names}
+            return inner_loss(policy, merged, batch)  # type: ignore[arg-type]
+
+        grads, loss = torch.func.grad_and_value(loss_of)({k: params[k] for k in adapted})
+        sq = torch.zeros((), dtype=loss.dtype)
+        new = []
+        for k in adapted:
+            sq = sq + (grads[k] ** 2).sum()
+            new.append(params[k] - lrs[k] * grads[k])
+        return (*new, loss, torch.sqrt(sq))
+
+    return fn
+
+
+def step_io_names(names: Sequence[str], adapted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Input and output names of ``adapt_step.onnx``."""
+    inputs = [*names, *(LR_PREFIX + n for n in adapted), *BATCH_INPUTS]
+    outputs = [*(NEW_PREFIX + n for n in adapted), *STEP_SCALARS]
+    return inputs, outputs
+
+
+def _quiet_export(
+    module: torch.nn.Module,
+    args: tuple[Any, ...],
+    path: Path,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    dynamic_shapes: Any = None,
+) -> None:
+    """``torch.onnx.export(dynamo=True)`` to ``path`` (optimised, single file), quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes=dynamic_shapes,
+            optimize=True,
+            verbose=False,
+            external_data=False,
+        )
+    if program is None:
+        raise RuntimeError(f"{path.name}: torch.onnx.export returned no program")
+    program.save(str(path), external_data=False)
+
+
+def export_policy(
+    path: Path,
+    policy: GaussianMLPPolicy,
+    params: Mapping[str, torch.Tensor],
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    fp16: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Write ``policy.onnx`` (or the fp16 variant); returns its input and output names."""
+    names = list(params)
+    dtype = torch.float16 if fp16 else torch.float32
+    fn = policy_fn(policy, names, low, high, dtype)
+    obs = torch.zeros(policy.obs_dim + policy.act_dim + 3, policy.obs_dim)  # a distinct size
+    args = (obs, *(v.detach().float() for v in params.values()))
+    batch = torch.export.Dim("batch", min=1)
+    shapes = (({0: batch}, *([None] * len(names))),)
+    inputs = [POLICY_INPUT_OBS, *names]
+    _quiet_export(_Fn(fn), args, path, inputs, POLICY_OUTPUTS, shapes)
+    return inputs, list(POLICY_OUTPUTS)
+
+
+def export_adapt_step(
+    path: Path,
+    policy: GaussianMLPPolicy,
+    params: Mapping[str, torch.Tensor],
+    lrs: Mapping[str, torch.Tensor],
+    capacity: int,
+) -> tuple[list[str], list[str]]:
+    """Write ``adapt_step.onnx`` for a fixed batch capacity; returns input and output names."""
+    names, adapted = list(params), list(lrs)
+    fn = adapt_step_fn(policy, names, adapted)
+    example = (
+        *(v.detach().float() for v in params.values()),
+        *(v.detach().float() for v in lrs.values()),
+        torch.zeros(capacity, policy.obs_dim),
+        torch.zeros(capacity, policy.act_dim),
+        torch.zeros(capacity),
+        torch.ones(capacity),
+    )
+    traced = make_fx(fn)(*example)
+    inputs, outputs = step_io_names(names, adapted)
+    _quiet_export(_Fn(traced), example, path, inputs, outputs)
+    return inputs, outputs
+
+
+def reward_fn(family: TaskFamily[Any]) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """``(obs, action, next_obs) -> (reward float32, success bool)`` via the numpy functions."""
+    ctx = np.zeros(0)
+
+    def fn(
+        obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        o, a, n = obs.double().numpy(), action.double().numpy(), next_obs.double().numpy()
+        r = np.asarray(family.reward(o, a, n, ctx))
+        s = np.asarray(family.success(n, ctx))
+        return torch.from_numpy(r).float(), torch.from_numpy(s)
+
+    return fn
+
+
+def export_reward(path: Path, family: TaskFamily[Any]) -> tuple[list[str], list[str]]:
+    """Write ``reward.onnx`` from the family's numpy reward and success (dynamic batch)."""
+    o_dim, a_dim = family.obs_spec.dim, family.action_spec.dim
+    # A batch size equal to no other dimension: symbolic tracing gives equal sizes one symbol.
+    rows = max(o_dim, a_dim) + 3
+    gen = torch.Generator().manual_seed(0)
+    example = tuple(torch.randn(rows, d, generator=gen) for d in (o_dim, a_dim, o_dim))
+    batch = torch.export.Dim("batch", min=1)
+    shapes = ({0: batch}, {0: batch}, {0: batch})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(
+            _Fn(reward_fn(family)), example, strict=True, dynamic_shapes=(shapes,)
+        )
+        # Re-trace to plain aten ops: the ONNX translator mishandles the lifted numpy scalar
+        # constants of a strict export, but not the same graph traced by make_fx.
+        traced = make_fx(program.module(), tracing_mode="symbolic")(*example)
+
+    class _Reward(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.traced = traced
+
+        def forward(
+            self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            out: tuple[torch.Tensor, torch.Tensor] = self.traced(obs, action, next_obs)
+            return out
+
+    _quiet_export(_Reward(), example, path, REWARD_INPUTS, REWARD_OUTPUTS, shapes)
+    return list(REWARD_INPUTS), list(REWARD_OUTPUTS)
+
+
+def finish_graph(path: Path, metadata: Mapping[str, Any]) -> None:
+    """Add ``metadata_props`` (JSON-encoded values) and run the full ``onnx.checker``."""
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    model.producer_name = "adapt-robot"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))

@@ -1,0 +1,217 @@
+"""Parity of the exported graphs: ONNX Runtime (graph optimisations on) vs torch / numpy.
+
+The relative error of one output is ``max|onnx - ref| / max(max|ref|, FLOOR)`` (the infinity
+norm of the difference over that of the reference; for the loss, a signed mean, the reference
+scale is the mean magnitude of its terms, :func:`loss_scale`); a check reports the largest over
+its outputs. References are the training code itself: :meth:`GaussianMLPPolicy.forward`,
+:func:`adapt_robot.meta.inner.inner_step` (torch autograd) and the family's numpy reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from adapt_robot.meta.inner import InnerBatch, inner_step
+from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
+from sim.core.family import TaskFamily
+
+RTOL_FP32 = 1e-5
+"""Largest relative error accepted for every fp32 graph."""
+RTOL_FP16 = 2e-2
+"""Largest relative error accepted for the fp16 policy."""
+FLOOR = 1e-6
+"""Smallest reference scale in the relative error (avoids dividing by an all-zero tensor)."""
+CHAINED_STEPS = 3
+
+
+class ParityError(RuntimeError):
+    """An exported graph disagrees with the training code beyond tolerance."""
+
+
+def session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session with every graph optimisation on."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def rel_err(got: np.ndarray, ref: np.ndarray, scale: float = 0.0) -> float:
+    """``max|got - ref| / max(max|ref|, scale, FLOOR)``; inf for a shape mismatch or NaN.
+
+    ``scale`` is the magnitude of the terms a reduction summed: a loss is a signed mean, and
+    when its terms nearly cancel, float32 rounding of the terms is large relative to the sum.
+    """
+    g, r = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if g.shape != r.shape or not np.all(np.isfinite(g)):
+        return float("inf")
+    denom = max(float(np.abs(r).max(initial=0.0)), scale, FLOOR)
+    return float(np.abs(g - r).max(initial=0.0)) / denom
+
+
+def loss_scale(
+    policy: GaussianMLPPolicy, params: Mapping[str, torch.Tensor], batch: InnerBatch
+) -> float:
+    """Mean magnitude of the inner loss's terms, ``sum(mask * |logp * adv|) / max(sum(mask), 1)``.
+
+    The denominator of the loss's relative error (see :func:`rel_err`).
+    """
+    with torch.no_grad():
+        logp = policy.log_prob(params, batch.obs, batch.act)
+        terms = (batch.mask * (logp * batch.adv).abs()).sum()
+        return float(terms / torch.clamp(batch.mask.sum(), min=1.0))
+
+
+def random_batch(
+    policy: GaussianMLPPolicy, params: Mapping[str, torch.Tensor], n: int, rng: np.random.Generator
+) -> InnerBatch:
+    """A fresh batch: obs around the normaliser's statistics, actions from the policy.
+
+    About a fifth of the rows at the end are padding (``mask = 0``), as on the robot.
+    """
+    std = np.sqrt(policy.normalizer.var + 1e-8)
+    obs = policy.normalizer.mean + std * rng.standard_normal((n, policy.obs_dim)) * 1.5
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    noise = torch.as_tensor(rng.standard_normal((n, policy.act_dim)), dtype=torch.float32)
+    with torch.no_grad():
+        mean, log_std = policy.forward(params, obs_t)
+        act = mean + torch.exp(log_std) * noise
+    adv = torch.as_tensor(rng.standard_normal(n), dtype=torch.float32)
+    mask = torch.ones(n)
+    mask[n - n // 5 :] = 0.0
+    return InnerBatch(obs=obs_t, act=act, adv=adv * mask, mask=mask)
+
+
+def _np(params: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().float().numpy() for k, v in params.items()}
+
+
+def check_policy(
+    path: Path,
+    policy: GaussianMLPPolicy,
+    params: Mapping[str, torch.Tensor],
+    low: np.ndarray,
+    high: np.ndarray,
+    rng: np.random.Generator,
+    rows: int = 64,
+) -> float:
+    """Max relative error of ``action_mean`` and ``action_log_std`` vs torch."""
+    batch = random_batch(policy, params, rows, rng)
+    with torch.no_grad():
+        mean, log_std = policy.forward(params, batch.obs)
+        mean = torch.clamp(mean, torch.as_tensor(low), torch.as_tensor(high))
+    out = session(path).run(None, {"obs": batch.obs.numpy(), **_np(params)})
+    return max(rel_err(out[0], mean.numpy()), rel_err(out[1], log_std.numpy()))
+
+
+def check_adapt_step(
+    path: Path,
+    policy: GaussianMLPPolicy,
+    params: Mapping[str, torch.Tensor],
+    lrs: Mapping[str, torch.Tensor],
+    capacity: int,
+    rng: np.random.Generator,
+    steps: int = 1,
+) -> float:
+    """Max relative error over ``steps`` chained steps (new params, loss, grad norm each step).
+
+    The ONNX chain feeds its own outputs back; the torch chain is
+    :func:`adapt_robot.meta.inner.inner_step` (autograd), from the same start.
+    """
+    sess = session(path)
+    out_names = [o.name for o in sess.get_outputs()]
+    batch = random_batch(policy, params, capacity, rng)
+    feed_batch = {
+        "obs": batch.obs.numpy(),
+        "act": batch.act.numpy(),
+        "adv": batch.adv.numpy(),
+        "mask": batch.mask.numpy(),
+    }
+    lr_feed = {LR_PREFIX + k: v.detach().float().numpy() for k, v in lrs.items()}
+    onnx_params = _np(params)
+    torch_params = {k: v.detach().float() for k, v in params.items()}
+    torch_lrs = {k: v.detach().float() for k, v in lrs.items()}
+    worst = 0.0
+    start = torch_params
+    for _ in range(steps):
+        res = dict(
+            zip(out_names, sess.run(None, {**onnx_params, **lr_feed, **feed_batch}), strict=True)
+        )
+        torch_params, loss, gnorm = inner_step(
+            policy, torch_params, torch_lrs, batch, create_graph=False
+        )
+        scale = loss_scale(policy, start, batch)
+        start = torch_params = {k: v.detach() for k, v in torch_params.items()}
+        worst = max(
+            worst,
+            rel_err(res["loss"], loss.numpy(), scale),
+            rel_err(res["grad_norm"], gnorm.numpy()),
+        )
+        for k in lrs:
+            worst = max(worst, rel_err(res[NEW_PREFIX + k], torch_params[k].numpy()))
+            onnx_params[k] = res[NEW_PREFIX + k]
+    return worst
+
+
+def reward_inputs(
+    family: TaskFamily[Any], rows: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random ``(obs, action, next_obs)`` float32, uniform within the spaces' bounds.
+
+    Unbounded entries are drawn in [-5, 5]; uniform draws cross every threshold of the
+    reward and success (contact, lift, timer, door angle) with probability near one.
+    """
+
+    def draw(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        lo = np.where(np.isfinite(low), low, -5.0)
+        hi = np.where(np.isfinite(high), high, 5.0)
+        return rng.uniform(lo, hi, size=(rows, lo.shape[0])).astype(np.float32)
+
+    o, a = family.obs_spec, family.action_spec
+    return draw(o.low, o.high), draw(a.low, a.high), draw(o.low, o.high)
+
+
+def check_reward(
+    path: Path,
+    family: TaskFamily[Any],
+    obs: np.ndarray,
+    action: np.ndarray,
+    next_obs: np.ndarray,
+) -> tuple[float, int]:
+    """Relative error of ``reward`` and the number of ``success`` mismatches vs numpy.
+
+    The reference is the family's numpy functions on the same float32 values in float64.
+    """
+    ctx = np.zeros(0)
+    o, a, n = (np.asarray(x, dtype=np.float32) for x in (obs, action, next_obs))
+    reward, success = session(path).run(None, {"obs": o, "action": a, "next_obs": n})
+    o64, a64, n64 = (x.astype(np.float64) for x in (o, a, n))
+    ref_r = np.asarray(family.reward(o64, a64, n64, ctx), dtype=np.float64)
+    ref_s = np.asarray(family.success(n64, ctx), dtype=bool)
+    return rel_err(reward, ref_r), int(np.sum(np.asarray(success, dtype=bool) != ref_s))
+
+
+def require(figures: Mapping[str, float], limits: Mapping[str, float]) -> None:
+    """Raise :class:`ParityError` listing every figure above its limit."""
+    bad = [
+        f"{k}: {figures[k]:.3g} > {limits[k]:.3g}" for k in limits if not figures[k] <= limits[k]
+    ]
+    if bad:
+        raise ParityError(
+            "ONNX Runtime disagrees with the training code: "
+            + "; ".join(bad)
+            + ". The bundle was not written."
+        )
+
+
+def names_of(seq: Sequence[Any]) -> list[str]:
+    """Names of ONNX Runtime inputs or outputs."""
+    return [x.name for x in seq]
