@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.core.spec import Field, VectorSpec
+
 TIMESTEP = 0.002
 """Physics step (s): 500 Hz, small enough for stable box/cylinder contacts under 100 N grips."""
 SUBSTEPS = 25
@@ -59,3 +61,27 @@ def gripper_control(action: np.ndarray, target: np.ndarray) -> np.ndarray:
     grip = action[:, 3:4]
     force = np.where(grip > 0, grip * FINGER_FORCE_MAX, grip * FINGER_OPEN_FORCE)
     return np.concatenate([target, force, force], axis=1)
+
+
+ACTION_SPEC = VectorSpec(
+    (
+        Field(
+            name="delta",
+            size=3,
+            low=-1.0,
+            high=1.0,
+            unit="1",
+            doc=f"grip-point target displacement x {MAX_STEP} m per step",
+        ),
+        Field(
+            name="grip",
+            low=-1.0,
+            high=1.0,
+            unit="1",
+            doc=f"finger effort: x {FINGER_FORCE_MAX:g} N closing, "
+            f"x {FINGER_OPEN_FORCE:g} N opening",
+        ),
+    )
+)
+"""Action layout of every gripper family: end-effector commands, as a robot controller takes
+them."""

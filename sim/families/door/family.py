@@ -16,7 +16,6 @@ import numpy as np
 
 from sim.core import gripper
 from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
-from sim.core.spec import Field, VectorSpec
 from sim.families.door import task as T
 from sim.families.door.expert import DoorExpert
 from sim.families.door.task import DoorParams
@@ -28,25 +27,7 @@ class DoorFamily(TaskFamily[DoorParams]):
     name = "door"
     params_type = DoorParams
     obs_spec = T.OBS_SPEC
-    action_spec = VectorSpec(
-        (
-            Field(
-                name="dpos",
-                size=3,
-                low=-1,
-                high=1,
-                unit="1",
-                doc=f"grip-point target displacement x {gripper.MAX_STEP} m per step",
-            ),
-            Field(
-                name="grip",
-                low=-1,
-                high=1,
-                unit="1",
-                doc=f"finger effort: > 0 closes with up to {gripper.FINGER_FORCE_MAX:g} N",
-            ),
-        )
-    )
+    action_spec = gripper.ACTION_SPEC
     control_hz = gripper.CONTROL_HZ
     max_steps = 80
     engines = ("mujoco", "pybullet")

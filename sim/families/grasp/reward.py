@@ -148,27 +148,8 @@ OBS_SPEC = VectorSpec(
 )
 """Observation layout, index by index (identical in MuJoCo and PyBullet)."""
 
-ACTION_SPEC = VectorSpec(
-    (
-        Field(
-            name="delta",
-            size=3,
-            low=-1.0,
-            high=1.0,
-            unit="1",
-            doc=f"grip-point target displacement x {gripper.MAX_STEP} m per step",
-        ),
-        Field(
-            name="grip",
-            low=-1.0,
-            high=1.0,
-            unit="1",
-            doc=f"finger effort: x {gripper.FINGER_FORCE_MAX:g} N closing, "
-            f"x {gripper.FINGER_OPEN_FORCE:g} N opening",
-        ),
-    )
-)
-"""Action layout: end-effector commands, as a robot arm controller takes them."""
+ACTION_SPEC = gripper.ACTION_SPEC
+"""Action layout: the gripper's end-effector commands (:data:`sim.core.gripper.ACTION_SPEC`)."""
 
 I_REL = OBS_SPEC.slice("obj_rel")
 I_HEIGHT = OBS_SPEC.index("obj_height")
