@@ -8,7 +8,7 @@ from typing import Any
 
 from sim.core.family import TaskFamily
 
-ENGINES: tuple[str, ...] = ("mujoco", "pybullet", "numpy")
+ENGINES: tuple[str, ...] = ("mujoco", "pybullet", "numpy", "gym")
 
 _FACTORIES: dict[str, Callable[[], TaskFamily[Any]]] = {}
 _BUILTIN: dict[str, str] = {
@@ -46,9 +46,14 @@ def get_family(name: str) -> TaskFamily[Any]:
     return family
 
 
-def family_engine_pairs() -> list[tuple[str, str]]:
-    """Every (family, engine) pair that is supported."""
-    return [(f, e) for f in family_names() for e in get_family(f).engines]
+def family_engine_pairs(include_plugins: bool = False) -> list[tuple[str, str]]:
+    """Every supported (family, engine) pair of the built-in families (plus plug-ins if asked).
+
+    Plug-ins are left out by default: they follow the smaller plug-in protocol (no reward from
+    observations, no split classification), so the built-in env contract does not apply to them.
+    """
+    names = family_names() if include_plugins else tuple(_BUILTIN)
+    return [(f, e) for f in names for e in get_family(f).engines]
 
 
 def register_gym_envs() -> None:

@@ -17,6 +17,7 @@ from adapt_robot.config import ConfigError, apply_overrides, build, load_yaml, s
 from adapt_robot.meta.algorithms import ALGORITHMS, AlgoConfig, MAMLConfig
 from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.meta.sampler import SamplerConfig
+from adapt_robot.meta.warm_start import WarmStartConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +42,11 @@ class EvalConfig:
 class TrainConfig:
     """Launch settings of ``adapt-robot train``."""
 
+    imports: tuple[str, ...] = setting(
+        (),
+        doc="Python modules imported first: they register plug-in task families "
+        "(sim.registry.register_family; see sim.families.gym_family).",
+    )
     family: str = setting("point", doc="Task family (see sim.registry).")
     seed: int = setting(0, doc="Seed of everything: init, tasks, noise.", ge=0)
     out_dir: str = setting("runs/train", doc="Run directory: config, metrics, checkpoints.")
@@ -53,6 +59,9 @@ class TrainConfig:
     policy: PolicyConfig = setting(PolicyConfig(), doc="Policy network.")  # noqa: RUF009
     sampler: SamplerConfig = setting(  # noqa: RUF009
         SamplerConfig(), doc="Rollouts and advantages."
+    )
+    warm_start: WarmStartConfig = setting(  # noqa: RUF009
+        WarmStartConfig(), doc="Behaviour cloning of the scripted experts before training."
     )
     budget: BudgetConfig = setting(BudgetConfig(), doc="Training budget.")  # noqa: RUF009
     eval: EvalConfig = setting(EvalConfig(), doc="Evaluation.")  # noqa: RUF009
@@ -74,8 +83,15 @@ def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
 
 
 def _check_family(cfg: TrainConfig) -> None:
+    import importlib
+
     from sim.registry import get_family
 
+    for i, module in enumerate(cfg.imports):
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"imports[{i}]: cannot import {module!r}: {err}") from None
     try:
         family = get_family(cfg.family)
     except ValueError as err:

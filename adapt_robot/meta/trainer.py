@@ -26,6 +26,7 @@ from adapt_robot.meta.algorithms import ALGORITHMS, Learner, TrainingDiverged
 from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.meta.sampler import make_sampler
 from adapt_robot.meta.train_config import TrainConfig, build_train_config
+from adapt_robot.meta.warm_start import warm_start
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -106,6 +107,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics_path.write_text("")
         dump(cfg, self.run_dir / CONFIG)
+        if iteration == 0 and env_steps == 0 and cfg.warm_start.tasks > 0:
+            env_steps = self._warm_start(learner, rng)
         family = learner.sampler.family
         eval_tasks = list(
             family.sample_tasks(
@@ -159,6 +162,39 @@ class Trainer:
             self._log(record)
             if iteration % cfg.checkpoint_every == 0 or last:
                 self._save(learner, rng, iteration, env_steps)
+
+    def _warm_start(self, learner: Learner, rng: np.random.Generator) -> int:
+        """Clone the experts into the fresh params, log it as iteration 0, checkpoint it."""
+        cfg = self.cfg
+        sampler = learner.sampler
+        print(
+            f"[train {cfg.algo.name}] warm start: expert demonstrations on "
+            f"{cfg.warm_start.tasks} train tasks x {cfg.warm_start.episodes_per_task} episodes",
+            file=sys.stderr,
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        stats = warm_start(
+            learner.policy, learner.params, sampler.family, sampler.engine, cfg.warm_start, cfg.seed
+        )
+        env_steps = int(stats["env_steps"])
+        record = {
+            "iteration": 0,
+            "total_env_steps": env_steps,
+            "seconds": time.perf_counter() - t0,
+            "warm_start": stats,
+        }
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(
+            f"[train {cfg.algo.name}] warm start: {env_steps} steps, expert success "
+            f"{stats['demo_success']:.2f}, cloning loss {stats['loss_first']:.4f} -> "
+            f"{stats['loss_last']:.4f} ({record['seconds']:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        self._save(learner, rng, 0, env_steps)
+        return env_steps
 
     def _save(
         self, learner: Learner, rng: np.random.Generator, iteration: int, env_steps: int

@@ -116,6 +116,28 @@ class TaskFamily(ABC, Generic[P]):
     def success(self, next_obs: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         """Boolean ``[B]``: the task is achieved in ``next_obs``."""
 
+    def outcome(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        next_obs: np.ndarray,
+        ctx: np.ndarray,
+        state: EpisodeState,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reward ``[B]``, success ``[B]`` and termination ``[B]`` of a transition.
+
+        By default the pure functions :meth:`reward`, :meth:`success` and :meth:`terminated`
+        (what a robot recomputes on-line). A family wrapping whole environments that report
+        their own reward (:class:`sim.families.gym_family.GymTaskFamily`) reads it from
+        ``state`` instead.
+        """
+        del state
+        return (
+            self.reward(obs, action, next_obs, ctx),
+            self.success(next_obs, ctx),
+            self.terminated(next_obs),
+        )
+
     def terminated(self, next_obs: np.ndarray) -> np.ndarray:
         """Boolean ``[B]``: the episode cannot continue (e.g. the object broke)."""
         return np.zeros(next_obs.shape[0], dtype=bool)

@@ -81,9 +81,11 @@ class VectorTaskEnv:
         next_obs = self.family.observe(sensors, self._state).astype(np.float32)
         live = ~self.done
         next_obs = np.where(live[:, None], next_obs, self._obs)
-        reward = np.where(live, self.family.reward(self._obs, a, next_obs, self._ctx), 0.0)
-        success = self.family.success(next_obs, self._ctx)
-        terminated = self.family.terminated(next_obs) & live
+        raw_reward, success, ended = self.family.outcome(
+            self._obs, a, next_obs, self._ctx, self._state
+        )
+        reward = np.where(live, raw_reward, 0.0)
+        terminated = ended & live
         self.t += 1
         truncated = np.full(self.batch, self.t >= self.max_steps) & live & ~terminated
         self.done |= terminated | truncated

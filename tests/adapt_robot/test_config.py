@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from adapt_robot.config import ConfigError, build, dump, load, load_yaml, setting
+from adapt_robot.config import ConfigError, apply_overrides, build, dump, load, load_yaml, setting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +87,14 @@ def test_dump_round_trip(tmp_path: Path) -> None:
 
 
 def test_launch_files_in_repo_are_valid() -> None:
-    from adapt_robot.jobs.demo import DemoConfig
+    from adapt_robot.jobs.experts import ExpertsConfig
 
     root = Path(__file__).resolve().parents[2]
-    assert load(DemoConfig, root / "launch" / "demo.yaml").tasks_per_split >= 1
+    assert load(ExpertsConfig, root / "launch" / "experts.yaml").tasks_per_split >= 1
+
+
+def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "x.yaml"
+    f.write_text("a: 1e-9\nb: 2.5E+3\nc: 1e\n")
+    data = apply_overrides(load_yaml(f), ["d=-3e2"])
+    assert data == {"a": 1e-9, "b": 2500.0, "c": "1e", "d": -300.0}

@@ -17,8 +17,9 @@ per-parameter inner rates are meta-learned too (Li et al. 2017).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -60,7 +61,15 @@ class MAMLConfig:
     outer_lr: float = setting(1e-3, doc="Adam step size of the outer update.", gt=0)
     outer_steps: int = setting(5, doc="Outer Adam steps per iteration on the same data.", ge=1)
     clip: float = setting(0.2, doc="PPO ratio clip of the outer surrogate.", gt=0, le=1)
-    kl_coef: float = setting(0.5, doc="Weight of the KL trust-region penalty.", ge=0)
+    kl_coef: float = setting(
+        0.5, doc="Weight of the KL trust-region penalty (initial value).", ge=0
+    )
+    kl_target: float | None = setting(
+        None,
+        doc="Adapt kl_coef each iteration towards this mean KL (halve below target/1.5, double "
+        "above target*1.5, as in ProMP); null keeps kl_coef fixed.",
+        gt=0,
+    )
     max_grad_norm: float = setting(1.0, doc="Clip the outer gradient norm to this.", gt=0)
 
 
@@ -85,6 +94,7 @@ class MAML(Learner):
         if cfg.meta_sgd:
             trainable += list(self.raw_lrs.values())
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.outer_lr)
+        self.kl_coef = cfg.kl_coef
 
     def meta_loss(
         self,
@@ -115,7 +125,7 @@ class MAML(Learner):
         adv, mask = post.adv, post.mask
         surr = clipped_surrogate(logp, old_logp, adv, mask, self.cfg.clip)
         kl = masked_mean(torch.func.vmap(self.policy.kl)(old_adapted, phi, post.obs), mask)
-        return surr + self.cfg.kl_coef * kl, kl.detach()
+        return surr + self.kl_coef * kl, kl.detach()
 
     def iteration(self, rng: np.random.Generator) -> dict[str, float]:
         """Sample, adapt, resample, and take the outer steps."""
@@ -143,6 +153,8 @@ class MAML(Learner):
             losses.append(loss.item())
             kls.append(kl.item())
         self.observe_normalizer(pre)
+        kl_coef_used = self.kl_coef
+        self.kl_coef = adapt_kl_coef(self.kl_coef, kls[-1], self.cfg.kl_target)
         lr_values = torch.cat([v.flatten() for v in self.lrs().values()])
         return {
             "env_steps": float(pre.env_steps + post.env_steps),
@@ -152,6 +164,27 @@ class MAML(Learner):
             "post_success": float(post.success.mean()),
             "outer_loss": losses[-1],
             "kl": kls[-1],
+            "kl_coef": kl_coef_used,
             "inner_lr_min": float(lr_values.min()),
             "inner_lr_mean": float(lr_values.mean()),
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Base state plus the adaptive KL coefficient."""
+        return {**super().state_dict(), "kl_coef": self.kl_coef}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the base state and the KL coefficient (older checkpoints: the config's)."""
+        super().load_state_dict(state)
+        self.kl_coef = float(state.get("kl_coef", self.cfg.kl_coef))
+
+
+def adapt_kl_coef(coef: float, kl: float, target: float | None) -> float:
+    """ProMP's rule: halve ``coef`` when ``kl < target / 1.5``, double it above ``1.5 target``."""
+    if target is None:
+        return coef
+    if kl < target / 1.5:
+        return coef / 2.0
+    if kl > target * 1.5:
+        return coef * 2.0
+    return coef
