@@ -5,7 +5,7 @@ acted on with its own params (post-adaptation sampling). Tasks are cut into chun
 (:meth:`SamplerConfig.chunk_size`), each one env batch rolled out by
 :class:`~adapt_robot.meta.samplers.rollout.ChunkRunner` with its own seed derived from the
 caller's numpy ``Generator``, so the same seed gives the same rollouts here, in worker
-processes and on Ray actors. Advantages use :mod:`adapt_robot.runtime.returns`, exactly as the
+processes and on Ray actors. Advantages use :mod:`adapt_robot.runtime.advantages`, exactly as the
 robot computes them. Subclasses change only where chunks run (:meth:`Sampler.run_chunks`).
 """
 
@@ -28,12 +28,7 @@ from adapt_robot.meta.samplers.rollout import (
     PolicySnapshot,
     plan_chunks,
 )
-from adapt_robot.runtime.returns import (
-    discounted_returns,
-    gae,
-    linear_baseline,
-    normalize_advantages,
-)
+from adapt_robot.runtime.advantages import task_advantages
 from sim.core.family import TaskFamily
 from sim.core.params import TaskParams
 
@@ -212,11 +207,14 @@ class Sampler:
         adv = np.zeros_like(rew)
         for i in range(m):
             s = slice(i * k, (i + 1) * k)
-            if self.cfg.baseline == "linear":
-                ret = discounted_returns(rew[s], mask[s], self.cfg.gamma)
-                values = linear_baseline(obs[s], ret, mask[s], self.cfg.baseline_reg)
-            else:
-                values = np.zeros_like(rew[s])
-            a = gae(rew[s], values, mask[s], self.cfg.gamma, self.cfg.gae_lambda)
-            adv[s] = normalize_advantages(a, mask[s]) if self.cfg.normalize_adv else a
+            adv[s] = task_advantages(
+                obs[s],
+                rew[s],
+                mask[s],
+                gamma=self.cfg.gamma,
+                gae_lambda=self.cfg.gae_lambda,
+                baseline=self.cfg.baseline,
+                baseline_reg=self.cfg.baseline_reg,
+                normalize=self.cfg.normalize_adv,
+            )
         return adv

@@ -1,0 +1,286 @@
+"""The held-out evaluation protocol: pre-adaptation, then 1..n inner steps, on new tasks.
+
+For each of ``tasks`` tasks drawn from the held-out ``split`` (new objects and doors):
+
+1. **Pre-adaptation (0 inner steps).** ``exploration_episodes`` (``K``) episodes acting with the
+   meta-parameters. They are scored (success and return before adaptation) and are also the
+   task's on-line data: the robot's exploration batch.
+2. **Inner steps.** The learner's own inner step (:func:`adapt_robot.meta.inner.batched_adapt`,
+   with its inner learning rates, adapted subset and advantage settings) is applied to that one
+   batch ``n = 1 .. max_inner_steps`` times, as the robot does. After each step
+   ``post_episodes`` episodes are scored with the adapted parameters; they are never fed back.
+
+A step whose result is not finite for a task is rolled back for that task (the robot's rule) and
+counted in :attr:`EvalReport.rolled_back`.
+
+**K episodes vs the run's ``sampler.episodes_per_task``.** The exploration batch of a task holds
+``K * horizon`` rows (:attr:`EvalReport.capacity`), padding masked out. Training built its inner
+batches from ``sampler.episodes_per_task`` episodes, and ``adapt-robot export`` defaults the
+bundle's capacity ``N`` to ``episodes_per_task * horizon``. The inner loss is a mean over live
+rows, so a different ``K`` keeps the step's scale but changes its noise: ``K`` equal to the
+run's ``episodes_per_task`` scores what the meta-parameters were trained for; to score what a
+robot will run, use the bundle's capacity, ``K = N / horizon``.
+
+The baselines are scored by the same protocol: a PPO-DR run has the same inner step at its fixed
+``algo.inner_lr`` (plain policy-gradient fine-tuning on the same on-line data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from adapt_robot.config import ConfigError, setting
+from adapt_robot.meta.algorithms import Learner
+from adapt_robot.meta.inner import MAX_INNER_STEPS, batched_adapt, stack_batches
+from adapt_robot.meta.policy import Params, detach
+from adapt_robot.meta.stats import Interval, t_interval, wilson_interval
+
+REPORT_FORMAT = 1
+_TASK_STREAM = 101
+"""Second seed word of the held-out task draw (the same tasks for every run compared)."""
+_ROLLOUT_STREAM = 103
+"""Second seed word of the rollout noise."""
+
+Track = Callable[[Iterable[str]], Iterable[str]]
+"""Wraps the protocol's stage names (e.g. :func:`adapt_robot.progress.progress`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalProtocol:
+    """Settings of the held-out evaluation protocol (checked on construction)."""
+
+    tasks: int = setting(50, doc="Held-out tasks evaluated (the same tasks for a seed).", ge=1)
+    split: Literal["train", "test"] = setting(
+        "test", doc="Task split (test: objects and doors never seen in training)."
+    )
+    exploration_episodes: int = setting(
+        10,
+        doc="Episodes K per task with the meta-parameters: scored as pre-adaptation and used "
+        "as the inner-step batch (K * horizon rows).",
+        ge=1,
+    )
+    max_inner_steps: int = setting(
+        3, doc="Inner steps scored: 1 .. this (the adaptation curve).", ge=1, le=MAX_INNER_STEPS
+    )
+    post_episodes: int = setting(3, doc="Episodes per task scored after each inner step.", ge=1)
+    seed: int = setting(0, doc="Seed of the task draw and the rollout noise.", ge=0)
+    engine: str | None = setting(
+        None,
+        doc="Physics engine override (e.g. pybullet for a MuJoCo-trained run: a sim-to-sim "
+        "check); null = the run's engine.",
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue
+            ge, le = f.metadata.get("ge"), f.metadata.get("le")
+            if (ge is not None and value < ge) or (le is not None and value > le):
+                bounds = f"an integer in [{ge}, {le}]" if le is not None else f"an integer >= {ge}"
+                raise ConfigError(f"eval.{f.name}: expected {bounds}, got {value!r}")
+        if self.split not in ("train", "test"):
+            raise ConfigError(f"eval.split: expected 'train' or 'test', got {self.split!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepSummary:
+    """Figures after ``inner_steps`` steps (0 = pre-adaptation) over all tasks."""
+
+    inner_steps: int
+    episodes_per_task: int
+    success: Interval
+    """Success rate over episodes (Wilson)."""
+    ret: Interval
+    """Mean undiscounted episode return over per-task means (Student t)."""
+    success_gain: Interval | None
+    """Per-task success-rate change from pre-adaptation (paired Student t); None at step 0."""
+    return_gain: Interval | None
+    """Per-task return change from pre-adaptation (paired Student t); None at step 0."""
+    rolled_back: int
+    """Tasks whose step was not finite and was rolled back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {
+            "inner_steps": self.inner_steps,
+            "episodes_per_task": self.episodes_per_task,
+            "success": self.success.to_dict(),
+            "return": self.ret.to_dict(),
+            "success_gain": self.success_gain.to_dict() if self.success_gain else None,
+            "return_gain": self.return_gain.to_dict() if self.return_gain else None,
+            "rolled_back": self.rolled_back,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalReport:
+    """Per-task results of one run under one protocol; row ``n`` is after ``n`` inner steps."""
+
+    protocol: EvalProtocol
+    algo: str
+    family: str
+    engine: str
+    """Engine evaluated in."""
+    capacity: int
+    """Rows of each task's exploration batch, ``K * horizon``."""
+    inner_lr: dict[str, float]
+    """Mean inner learning rate of each adapted parameter."""
+    tasks: list[dict[str, Any]]
+    """Task parameters, in order."""
+    returns: np.ndarray
+    """Per-task mean episode return ``[max_inner_steps + 1, tasks]``."""
+    successes: np.ndarray
+    """Per-task successful episodes ``[max_inner_steps + 1, tasks]`` (int)."""
+    episodes: tuple[int, ...]
+    """Episodes per task of each row: ``K`` then ``post_episodes``."""
+    rolled_back: tuple[int, ...]
+    """Rolled-back tasks of each row (0 for pre-adaptation)."""
+    env_steps: int
+    """Live environment steps the protocol used."""
+    seconds: float
+    source: dict[str, Any] = field(default_factory=dict)
+    """Where the parameters came from (run directory, iteration, ...), set by the caller."""
+
+    def success_rates(self) -> np.ndarray:
+        """Per-task success rate of each row, ``[rows, tasks]``."""
+        return self.successes / np.asarray(self.episodes, dtype=np.float64)[:, None]
+
+    def curve(self) -> list[StepSummary]:
+        """The adaptation curve: one summary per number of inner steps, 0 first."""
+        rates = self.success_rates()
+        out = []
+        for n, k in enumerate(self.episodes):
+            gains = n > 0
+            out.append(
+                StepSummary(
+                    inner_steps=n,
+                    episodes_per_task=k,
+                    success=wilson_interval(int(self.successes[n].sum()), k * len(self.tasks)),
+                    ret=t_interval(self.returns[n]),
+                    success_gain=t_interval(rates[n] - rates[0]) if gains else None,
+                    return_gain=t_interval(self.returns[n] - self.returns[0]) if gains else None,
+                    rolled_back=self.rolled_back[n],
+                )
+            )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as written to ``report.json``."""
+        return {
+            "format": REPORT_FORMAT,
+            "source": self.source,
+            "algo": self.algo,
+            "family": self.family,
+            "engine": self.engine,
+            "protocol": dataclasses.asdict(self.protocol),
+            "capacity": self.capacity,
+            "inner_lr": self.inner_lr,
+            "env_steps": self.env_steps,
+            "seconds": self.seconds,
+            "curve": [s.to_dict() for s in self.curve()],
+            "per_task": {
+                "tasks": self.tasks,
+                "episodes": list(self.episodes),
+                "returns": self.returns.tolist(),
+                "successes": self.successes.tolist(),
+            },
+        }
+
+
+def evaluate_learner(
+    learner: Learner,
+    protocol: EvalProtocol,
+    *,
+    track: Track | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> EvalReport:
+    """Run ``protocol`` on the learner's meta-parameters with its sampler and inner step.
+
+    The sampler's engine is the one evaluated in (build the learner's sampler for
+    ``protocol.engine`` first: :func:`adapt_robot.jobs.evaluate.open_run` does). ``track``
+    wraps the stage names, for progress output. The same protocol seed gives the same report
+    (apart from ``seconds``).
+    """
+    t0 = time.perf_counter()
+    sampler = learner.sampler
+    if protocol.engine is not None and protocol.engine != sampler.engine:
+        raise ValueError(
+            f"engine: the protocol asks for {protocol.engine!r} but the learner's sampler runs "
+            f"{sampler.engine!r}; build the sampler for the protocol's engine"
+        )
+    family = sampler.family
+    task_rng = np.random.default_rng([protocol.seed, _TASK_STREAM])
+    tasks = list(family.sample_tasks(task_rng, protocol.tasks, protocol.split))
+    rng = np.random.default_rng([protocol.seed, _ROLLOUT_STREAM])
+    m, k, p = len(tasks), protocol.exploration_episodes, protocol.post_episodes
+    stages = [f"pre-adaptation: {k} exploration episodes x {m} tasks"] + [
+        f"inner step {n}: {p} episodes x {m} tasks" for n in range(1, protocol.max_inner_steps + 1)
+    ]
+    returns: list[np.ndarray] = []
+    successes: list[np.ndarray] = []
+    rolled_back: list[int] = []
+    env_steps, capacity = 0, 0
+    params: Params = {}
+    lrs = learner.lrs()
+    for n, _ in enumerate((track or iter)(stages)):
+        if n == 0:
+            roll = sampler.sample(detach(learner.params), tasks, rng, k)
+            dtype = learner.params["log_std"].dtype
+            batch = stack_batches([roll.task_batch(i, dtype) for i in range(m)])
+            capacity = int(batch.obs.shape[1])
+            params = {
+                name: v.detach().unsqueeze(0).expand(m, *v.shape).clone()
+                for name, v in learner.params.items()
+            }
+            rolled_back.append(0)
+        else:
+            stepped = detach(
+                batched_adapt(
+                    learner.policy, params, lrs, batch, 1, create_graph=False, per_task=True
+                )
+            )
+            params, bad = _roll_back_non_finite(params, stepped)
+            rolled_back.append(bad)
+            roll = sampler.sample(params, tasks, rng, p, per_task=True)
+        env_steps += roll.env_steps
+        returns.append(roll.episode_returns().reshape(m, -1).mean(axis=1))
+        successes.append(roll.success.reshape(m, -1).sum(axis=1).astype(np.int64))
+    return EvalReport(
+        protocol=protocol,
+        algo=learner.name,
+        family=family.name,
+        engine=sampler.engine,
+        capacity=capacity,
+        inner_lr={name: float(v.mean()) for name, v in lrs.items()},
+        tasks=[t.as_dict() for t in tasks],
+        returns=np.stack(returns),
+        successes=np.stack(successes),
+        episodes=(k, *([p] * protocol.max_inner_steps)),
+        rolled_back=tuple(rolled_back),
+        env_steps=env_steps,
+        seconds=time.perf_counter() - t0,
+        source=dict(source or {}),
+    )
+
+
+def _roll_back_non_finite(before: Params, after: Params) -> tuple[Params, int]:
+    """``after``, with each task whose new params are not all finite reset to ``before``."""
+    m = next(iter(after.values())).shape[0]
+    ok = torch.ones(m, dtype=torch.bool)
+    for v in after.values():
+        ok &= torch.isfinite(v.reshape(m, -1)).all(dim=1)
+    if bool(ok.all()):
+        return after, 0
+    keep = {
+        name: torch.where(ok.reshape(-1, *([1] * (v.dim() - 1))), v, before[name])
+        for name, v in after.items()
+    }
+    return keep, int((~ok).sum())
