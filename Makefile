@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: setup system-deps demo test test-slow lint bench docs compat-mujoco33 clean
+.PHONY: setup system-deps demo experts test test-slow lint bench docs compat-mujoco33 clean
 
 setup: system-deps $(STAMP)
 
@@ -27,7 +27,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/adapt-robot demo launch/demo.yaml
+	$(VENV)/bin/adapt-robot experts launch/experts.yaml
+
+experts: setup
+	$(VENV)/bin/adapt-robot experts launch/experts.yaml
 
 lint: setup
 	$(VENV)/bin/ruff check adapt_robot sim export tests

@@ -17,9 +17,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the main job: every task family, experts, GIFs, table")
-    demo.add_argument("launch", help="launch file, e.g. launch/demo.yaml")
-    demo.add_argument(
+    experts = sub.add_parser(
+        "experts", help="scripted experts on every task family and engine: table and GIFs"
+    )
+    experts.add_argument("launch", help="launch file, e.g. launch/experts.yaml")
+    experts.add_argument(
         "--set",
         action="append",
         default=[],
@@ -47,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
         "--capacity", type=int, default=None, help="inner-step batch capacity N (rows)"
     )
     export.add_argument("--fp16", action="store_true", help="also write policy_fp16.onnx")
+
+    ev = sub.add_parser("eval", help="held-out evaluation: success before/after adapting, 95%% CIs")
+    ev.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run(s); several: compared")
+    ev.add_argument("--backend", default=None, help="engine override, e.g. pybullet (sim-to-sim)")
+    ev.add_argument("--tasks", type=int, default=50, help="held-out tasks")
+    ev.add_argument("--episodes", type=int, default=10, help="exploration episodes K per task")
+    ev.add_argument("--steps", type=int, default=3, help="inner steps scored: 1..steps (<= 3)")
+    ev.add_argument("--post-episodes", type=int, default=3, help="episodes scored per step")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the tasks and rollouts")
+    ev.add_argument("--out", default=None, help="output dir (default RUN_DIR/eval[-BACKEND])")
 
     render = sub.add_parser("render", help="write a GIF of a scripted expert episode")
     render.add_argument("family", help="task family (point, grasp, door, or a registered one)")
@@ -89,13 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (errors print one clear line, status 2)."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
+        if args.command == "experts":
             from adapt_robot.config import load
-            from adapt_robot.jobs.demo import DemoConfig, demo_table, run_demo
+            from adapt_robot.jobs.experts import ExpertsConfig, experts_table, run_experts_job
 
-            cfg = load(DemoConfig, args.launch, args.set)
-            rows = run_demo(cfg)
-            print(demo_table(rows, cfg.tasks_per_split))
+            cfg = load(ExpertsConfig, args.launch, args.set)
+            rows = run_experts_job(cfg)
+            print(experts_table(rows, cfg.tasks_per_split))
             print(f"\nresults, GIFs and the resolved config in {cfg.out_dir}/")
         elif args.command == "train":
             from adapt_robot.jobs.train import run_train
@@ -105,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from export.cli_entry import export_main
 
             print(export_main(args.run_dir, args.out, args.capacity, args.fp16))
+        elif args.command == "eval":
+            from adapt_robot.jobs.evaluate import eval_main
+
+            print(eval_main(args))
         elif args.command == "render":
             from adapt_robot.jobs.render import render_gif
 

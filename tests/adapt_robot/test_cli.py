@@ -12,7 +12,7 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "render", "spec", "bench"):
+    for cmd in ("experts", "render", "spec", "bench"):
         assert cmd in out
 
 
@@ -28,11 +28,13 @@ def test_render_writes_gif(tmp_path: Path) -> None:
     assert out.stat().st_size > 1000
 
 
-def test_demo_on_point_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    launch = Path(__file__).resolve().parents[2] / "launch" / "demo.yaml"
+def test_experts_on_point_writes_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launch = Path(__file__).resolve().parents[2] / "launch" / "experts.yaml"
     code = main(
         [
-            "demo",
+            "experts",
             str(launch),
             "--set",
             f"out_dir={tmp_path}",
@@ -51,8 +53,8 @@ def test_demo_on_point_writes_results(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_bad_launch_value_is_one_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    launch = Path(__file__).resolve().parents[2] / "launch" / "demo.yaml"
-    assert main(["demo", str(launch), "--set", "tasks_per_split=zero"]) == 2
+    launch = Path(__file__).resolve().parents[2] / "launch" / "experts.yaml"
+    assert main(["experts", str(launch), "--set", "tasks_per_split=zero"]) == 2
     err = capsys.readouterr().err
     assert "tasks_per_split: expected an integer, got str 'zero'" in err
 

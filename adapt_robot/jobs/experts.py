@@ -1,4 +1,4 @@
-"""The main job while the chain is being built: show every task family working in both engines.
+"""Show every task family working in both engines, with scripted experts (`adapt-robot experts`).
 
 For each (family, engine): scripted experts that know the true task parameters, on held-in
 (train) and held-out (test) tasks, and the same experts run on mismatched tasks (hidden
@@ -20,10 +20,10 @@ from adapt_robot.progress import progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class DemoConfig:
-    """Launch settings of ``adapt-robot demo``."""
+class ExpertsConfig:
+    """Launch settings of ``adapt-robot experts``."""
 
-    out_dir: str = setting("runs/demo", doc="Directory for results.json, results.md and GIFs.")
+    out_dir: str = setting("runs/experts", doc="Directory for results.json, results.md and GIFs.")
     families: tuple[str, ...] = setting(("point", "grasp", "door"), doc="Task families to show.")
     engines: tuple[str, ...] = setting(
         ("mujoco", "pybullet"), doc="Engines to run each family in (unsupported pairs skipped)."
@@ -36,7 +36,7 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
-class DemoRow:
+class ExpertRow:
     """Expert figures for one (family, engine)."""
 
     family: str
@@ -49,8 +49,8 @@ class DemoRow:
     gif: str
 
 
-def run_demo(cfg: DemoConfig) -> list[DemoRow]:
-    """Run the demo; returns the rows also written to ``out_dir``."""
+def run_experts_job(cfg: ExpertsConfig) -> list[ExpertRow]:
+    """Run the experts on every (family, engine); returns the rows also written to ``out_dir``."""
     from sim.experts.evaluate import cross_task, solvability
     from sim.experts.record import record_expert, write_gif
     from sim.registry import get_family
@@ -63,8 +63,8 @@ def run_demo(cfg: DemoConfig) -> list[DemoRow]:
         engines = get_family(name).engines
         # A family that runs in none of the requested engines (point: numpy) uses its own.
         pairs += [(name, e) for e in (tuple(e for e in cfg.engines if e in engines) or engines)]
-    rows: list[DemoRow] = []
-    for name, engine in progress(pairs, desc="demo", unit="family/engine"):
+    rows: list[ExpertRow] = []
+    for name, engine in progress(pairs, desc="experts", unit="family/engine"):
         family = get_family(name)
         t0 = time.perf_counter()
         n = cfg.tasks_per_split
@@ -78,16 +78,16 @@ def run_demo(cfg: DemoConfig) -> list[DemoRow]:
             path = write_gif(ep.frames, out / f"{family.name}_{engine}.gif", family.control_hz)
             gif = path.name
         rows.append(
-            DemoRow(family.name, engine, train, test, own, other, time.perf_counter() - t0, gif)
+            ExpertRow(family.name, engine, train, test, own, other, time.perf_counter() - t0, gif)
         )
     (out / "results.json").write_text(json.dumps([r.__dict__ for r in rows], indent=2))
-    table = demo_table(rows, cfg.tasks_per_split)
+    table = experts_table(rows, cfg.tasks_per_split)
     (out / "results.md").write_text(table + "\n")
     return rows
 
 
-def demo_table(rows: list[DemoRow], n: int) -> str:
-    """Markdown table of the demo rows."""
+def experts_table(rows: list[ExpertRow], n: int) -> str:
+    """Markdown table of the expert rows."""
     lines = [
         f"Scripted experts given the true task parameters ({n} tasks per split); "
         "'mismatched' runs each expert on another task's object/door.",
