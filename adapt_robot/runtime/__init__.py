@@ -1,10 +1,18 @@
-"""The on-device side: numpy, onnxruntime and pyyaml only (never torch).
+"""The on-device side: numpy, onnxruntime and pyyaml only (never torch, mujoco or pybullet).
 
-The bundle reader (manifest, hashes, parameters) lives here so that a robot can verify a
-bundle without the training stack. Returns and advantages live here because the robot
-computes them on-line and the trainer must compute exactly the same numbers.
+- :class:`Bundle` loads and verifies an exported bundle (manifest, hashes, parameter shapes,
+  every graph's declared inputs and outputs).
+- :class:`OnlineAdapter` acts with the bundle's policy and adapts it on-line with
+  ``adapt_step.onnx`` (:class:`EpisodicMode`, :class:`SlidingWindowMode`), off the control
+  thread, under :class:`SafetyConfig`.
+- Returns and advantages live here because the robot computes them on-line and the trainer
+  must compute exactly the same numbers (:func:`task_advantages`).
 """
 
+from adapt_robot.runtime.adaptation import AdaptResult
+from adapt_robot.runtime.adapter import OnlineAdapter
+from adapt_robot.runtime.advantages import AdvantageSettings, task_advantages
+from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.bundle_format import (
     FORMAT_VERSION,
     BundleError,
@@ -13,6 +21,7 @@ from adapt_robot.runtime.bundle_format import (
     load_manifest,
     sha256_file,
 )
+from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
 from adapt_robot.runtime.returns import (
     baseline_features,
     discounted_returns,
@@ -21,11 +30,22 @@ from adapt_robot.runtime.returns import (
     linear_baseline,
     normalize_advantages,
 )
+from adapt_robot.runtime.safety import SafetyConfig, SafetyCounters
+from adapt_robot.runtime.sessions import SessionSettings, resolve_providers
 
 __all__ = [
     "FORMAT_VERSION",
+    "AdaptResult",
+    "AdvantageSettings",
+    "Bundle",
     "BundleError",
+    "EpisodicMode",
     "Manifest",
+    "OnlineAdapter",
+    "SafetyConfig",
+    "SafetyCounters",
+    "SessionSettings",
+    "SlidingWindowMode",
     "baseline_features",
     "discounted_returns",
     "fit_linear_baseline",
@@ -34,5 +54,7 @@ __all__ = [
     "load_bundle",
     "load_manifest",
     "normalize_advantages",
+    "resolve_providers",
     "sha256_file",
+    "task_advantages",
 ]

@@ -1,0 +1,186 @@
+"""One adaptation, off the control thread: advantages, ``n`` inner steps, safety verdict.
+
+:class:`InnerLoop` owns the ``adapt_step.onnx`` session and a preallocated batch. Given padded
+episodes (:class:`~adapt_robot.runtime.buffer.Episodes`) and start parameters it
+
+1. refuses a batch with a reward that is NaN/inf or beyond ``max_abs_reward``;
+2. computes advantages in numpy with the bundle's settings
+   (:class:`~adapt_robot.runtime.advantages.AdvantageSettings`, as training did);
+3. packs the live rows into the fixed-capacity batch (padding has ``mask = 0``);
+4. runs the graph ``n`` times, feeding ``new.*`` back, as the training ``adapt()`` does;
+5. measures the inner loss of the result on the same batch and applies
+   :func:`~adapt_robot.runtime.safety.rejection`.
+
+It returns the new parameter dict (fully built, read-only arrays) or None with the reason.
+The swap itself is the caller's (one reference assignment under its lock).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from adapt_robot.runtime.advantages import AdvantageSettings
+from adapt_robot.runtime.buffer import Batch, Episodes, pack
+from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX, Manifest
+from adapt_robot.runtime.safety import (
+    BAD_REWARD,
+    NONFINITE_ADVANTAGES,
+    SafetyConfig,
+    rejection,
+    rewards_ok,
+)
+
+ACCEPTED = "accepted"
+DISCARDED = "discarded"
+"""The adaptation finished after ``reset_to_meta()``: its result belonged to the old object."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptResult:
+    """What one adaptation did."""
+
+    accepted: bool
+    """Whether the new parameters were swapped in."""
+    reason: str
+    """``accepted``, ``discarded`` or the rollback reason (``adapt_robot.runtime.safety``)."""
+    steps: int
+    """Inner steps run."""
+    rows: int
+    """Live transitions in the batch."""
+    episodes: int
+    """Episodes (segments) in the batch."""
+    dropped_rows: int
+    """Rows of the requested episodes that did not fit the capacity."""
+    loss_before: float
+    """Inner loss of the start parameters on the batch (NaN if no step ran)."""
+    loss_after: float
+    """Inner loss of the new parameters on the batch (NaN if not measured)."""
+    grad_norm: float
+    """Gradient norm at the first step (NaN if no step ran)."""
+    update_norm: float
+    """L2 norm of ``new - start`` over the adapted parameters (NaN if no step ran)."""
+    duration_ms: float
+    """Wall time of the adaptation, advantages to verdict."""
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+class InnerLoop:
+    """Runs ``adapt_step.onnx`` on a batch and judges the result (one thread at a time)."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        manifest: Manifest,
+        lrs: Mapping[str, np.ndarray],
+        safety: SafetyConfig,
+    ) -> None:
+        self.session = session
+        self.safety = safety
+        self.names = [p.name for p in manifest.parameters]
+        self.adapted = manifest.adapted_names()
+        self.settings = AdvantageSettings.from_inner_loop(manifest.inner_loop)
+        self.output_names = [o.name for o in session.get_outputs()]
+        self._new_index = [self.output_names.index(NEW_PREFIX + n) for n in self.adapted]
+        self._loss_index = self.output_names.index("loss")
+        self._gnorm_index = self.output_names.index("grad_norm")
+        self._lr_feed = {LR_PREFIX + n: np.ascontiguousarray(lrs[n]) for n in self.adapted}
+        il = manifest.inner_loop
+        self.batch = Batch.zeros(il.capacity, manifest.observation.dim, manifest.action.dim)
+
+    def step(self, params: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float, float]:
+        """One inner step on the current batch: ``(new params, loss, grad norm)``.
+
+        ``loss`` and ``grad_norm`` are those of ``params`` (before the step).
+        """
+        feed = {n: params[n] for n in self.names}
+        feed.update(self._lr_feed)
+        feed.update(self.batch.feed())
+        out = self.session.run(self.output_names, feed)
+        new = dict(params)
+        for name, i in zip(self.adapted, self._new_index, strict=True):
+            new[name] = _readonly(np.ascontiguousarray(out[i], dtype=np.float32))
+        return new, float(out[self._loss_index]), float(out[self._gnorm_index])
+
+    def advantages(self, episodes: Episodes) -> np.ndarray | None:
+        """Advantages of ``episodes`` with the bundle's settings (None if not finite)."""
+        try:
+            with np.errstate(all="ignore"):
+                adv = self.settings.compute(episodes.obs, episodes.rew, episodes.mask)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            return None
+        return adv if bool(np.all(np.isfinite(adv))) else None
+
+    def run(
+        self, start: Mapping[str, np.ndarray], episodes: Episodes, steps: int
+    ) -> tuple[dict[str, np.ndarray] | None, AdaptResult]:
+        """Adapt ``start`` on ``episodes`` with ``steps`` inner steps; None if rolled back."""
+        t0 = time.perf_counter()
+        nan = float("nan")
+
+        def done(
+            reason: str,
+            *,
+            steps: int = 0,
+            loss_before: float = nan,
+            loss_after: float = nan,
+            grad_norm: float = nan,
+            update_norm: float = nan,
+        ) -> AdaptResult:
+            return AdaptResult(
+                accepted=reason == ACCEPTED,
+                reason=reason,
+                steps=steps,
+                rows=episodes.rows,
+                episodes=episodes.count,
+                dropped_rows=episodes.dropped_rows,
+                loss_before=loss_before,
+                loss_after=loss_after,
+                grad_norm=grad_norm,
+                update_norm=update_norm,
+                duration_ms=(time.perf_counter() - t0) * 1e3,
+            )
+
+        if not rewards_ok(self.safety, episodes.rew[episodes.mask > 0]):
+            return None, done(BAD_REWARD)
+        adv = self.advantages(episodes)
+        if adv is None:
+            return None, done(NONFINITE_ADVANTAGES)
+        with np.errstate(over="ignore"):  # beyond float32: inf, then a non-finite loss
+            pack(episodes, adv, self.batch)
+        current: dict[str, np.ndarray] = dict(start)
+        scalars: list[float] = []
+        loss_before = grad_norm = nan
+        ran = 0
+        for i in range(steps):
+            current, loss, gnorm = self.step(current)
+            ran += 1
+            scalars += [loss, gnorm]
+            if i == 0:
+                loss_before, grad_norm = loss, gnorm
+            if not (math.isfinite(loss) and math.isfinite(gnorm)):
+                break
+        loss_after: float | None = None
+        if self.safety.reject_loss_increase and all(math.isfinite(s) for s in scalars):
+            _, loss_after, _ = self.step(current)
+        reason, norm = rejection(
+            self.safety, start, current, self.adapted, scalars, loss_before, loss_after
+        )
+        figures = {
+            "loss_before": loss_before,
+            "loss_after": nan if loss_after is None else loss_after,
+            "grad_norm": grad_norm,
+            "update_norm": norm,
+        }
+        if reason is not None:
+            return None, done(reason, steps=ran, **figures)
+        return current, done(ACCEPTED, steps=ran, **figures)

@@ -1,0 +1,390 @@
+"""``OnlineAdapter``: act with an exported policy and adapt it on-line, without torch.
+
+The control thread calls :meth:`OnlineAdapter.act` and :meth:`OnlineAdapter.observe` once per
+tick. ``act`` runs ``policy.onnx`` with its inputs and outputs bound to preallocated buffers
+(no Python-side allocation but the returned action), draws the Gaussian sample from a seeded
+generator unless ``deterministic``, clips it to the bundle's bounds and never raises on a bad
+observation (a counted fault answered with the safe action). ``observe`` records the
+transition (the reward given, or computed on the device by ``reward.onnx``) and, when the mode
+says so, starts an adaptation on the single background worker.
+
+An adaptation (:class:`~adapt_robot.runtime.adaptation.InnerLoop`) builds its new parameter
+dict entirely off the control thread; the swap is one reference assignment under a lock that
+``act`` holds only to read that reference, so ``act`` never waits for an adaptation. A
+rejected update leaves the parameters as they were and is counted by reason.
+
+``act``, ``observe``, ``adapt``, ``adapt_async`` and ``reset_to_meta`` belong to one control
+thread (the last three snapshot or clear the experience buffer that ``observe`` fills);
+``stats`` and ``params`` may be read from any thread. Numpy's BLAS (the baseline fit) should
+run single-threaded on a robot: set ``OPENBLAS_NUM_THREADS=1`` before numpy is imported.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import threading
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from adapt_robot.runtime.adaptation import DISCARDED, AdaptResult, InnerLoop
+from adapt_robot.runtime.buffer import Episodes, TransitionBuffer
+from adapt_robot.runtime.bundle import Bundle
+from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
+from adapt_robot.runtime.safety import (
+    ActionClip,
+    ObsGuard,
+    SafetyConfig,
+    SafetyCounters,
+)
+from adapt_robot.runtime.sessions import (
+    BoundRunner,
+    SessionSettings,
+    create_session,
+    resolve_providers,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class OnlineAdapter:
+    """Acts with a bundle's policy and adapts it on-line (see the module docstring)."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        *,
+        providers: Sequence[str] = ("cpu",),
+        mode: EpisodicMode | SlidingWindowMode = EpisodicMode(),  # noqa: B008 (frozen)
+        deterministic: bool = False,
+        seed: int = 0,
+        safety: SafetyConfig = SafetyConfig(),  # noqa: B008 (frozen)
+        auto_adapt: bool = True,
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        m = self.bundle.manifest
+        if isinstance(mode, EpisodicMode):
+            self._episodes_per_adapt, self._steps = mode.resolve(m.inner_loop)
+        elif isinstance(mode, SlidingWindowMode):
+            mode.check(m.inner_loop)
+            self._episodes_per_adapt, self._steps = 0, mode.steps
+        else:
+            raise TypeError(
+                f"mode: expected EpisodicMode or SlidingWindowMode, got {type(mode).__name__}"
+            )
+        self.mode = mode
+        self.deterministic = deterministic
+        self.safety = safety
+        self.auto_adapt = auto_adapt
+        self.providers = resolve_providers(providers)
+        settings = SessionSettings()
+        b = self.bundle
+        policy_session = create_session(b.graph_path("policy"), self.providers, settings)
+        step_session = create_session(b.graph_path("adapt_step"), self.providers, settings)
+        self._inner = InnerLoop(step_session, m, b.lrs, safety)
+        o, a = m.observation.dim, m.action.dim
+        self._meta: dict[str, np.ndarray] = dict(b.params)
+        self._params = self._meta
+        self._bound = self._params
+        self._swap_lock = threading.Lock()
+        self._adapt_lock = threading.Lock()
+        self._generation = 0
+        # act(): every buffer preallocated; the policy reads obs and params in place. Between
+        # act() and observe() these buffers hold the pending transition (obs, sample, action).
+        self._guard = ObsGuard(o)
+        self._clip = ActionClip(b.action_low, b.action_high)
+        self._mean = np.zeros((1, a), dtype=np.float32)
+        self._log_std = np.zeros(a, dtype=np.float32)
+        self._noise = np.zeros(a, dtype=np.float32)
+        self._sample = np.zeros(a, dtype=np.float32)
+        """The Gaussian sample (unclipped): what adaptation trains on, as in training."""
+        self._action = np.zeros((1, a), dtype=np.float32)
+        """The clipped action sent (and, for ``hold``, the last good one)."""
+        self._zero = self._clip.safe_zero()
+        np.copyto(self._action[0], self._zero)
+        self._policy = BoundRunner(
+            policy_session,
+            {"obs": self._guard.buffer, **self._params},
+            {"action_mean": self._mean, "action_log_std": self._log_std},
+        )
+        self._rng = np.random.default_rng(seed)
+        self._acts = 0
+        self._pending = False
+        self._pending_ok = False
+        self._reward: BoundRunner | None = None
+        self._next_guard = ObsGuard(o)
+        self._reward_out = np.zeros(1, dtype=np.float32)
+        self._success_out = np.zeros(1, dtype=bool)
+        if b.has_reward:
+            reward_session = create_session(b.graph_path("reward"), self.providers, settings)
+            self._reward = BoundRunner(
+                reward_session,
+                {
+                    "obs": self._guard.buffer,
+                    "action": self._action,
+                    "next_obs": self._next_guard.buffer,
+                },
+                {"reward": self._reward_out, "success": self._success_out},
+            )
+        self._buffer = TransitionBuffer(m.inner_loop.capacity, o, a)
+        self._since = 0
+        self._episodes_since = 0
+        self._ticks_since = 0
+        self._adapted_once = False
+        self._executor: cf.ThreadPoolExecutor | None = None
+        self._future: cf.Future[AdaptResult] | None = None
+        self._closed = False
+        self.counters = SafetyCounters()
+        self._stats: dict[str, float | int] = {
+            "ticks": 0,
+            "episodes": 0,
+            "resets": 0,
+            "params_version": 0,
+            "adapt_attempts": 0,
+            "adaptations": 0,
+            "discarded_adaptations": 0,
+            "adapt_errors": 0,
+            "adapt_deferred": 0,
+            "adapt_no_data": 0,
+            "dropped_rows": 0,
+            "dropped_episodes": 0,
+            "last_loss_before": float("nan"),
+            "last_loss_after": float("nan"),
+            "last_grad_norm": float("nan"),
+            "last_update_norm": float("nan"),
+            "adapt_ms_last": float("nan"),
+            "adapt_ms_max": 0.0,
+            "last_reward": float("nan"),
+            "last_success": 0,
+        }
+
+    # ------------------------------------------------------------------ control thread
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Action ``float32 [act_dim]`` for ``obs``: finite and within the bounds, always.
+
+        A bad observation (shape, type, NaN/inf) is counted in ``obs_faults`` and answered with
+        the safe action (``SafetyConfig.fault_action``); it is not recorded for adaptation.
+        """
+        if self._closed:
+            raise RuntimeError("OnlineAdapter.act: the adapter is closed")
+        self._acts += 1
+        self._pending = True
+        if not self._guard.load(obs):
+            self.counters.obs_faults += 1
+            self._pending_ok = False
+            if self.safety.fault_action == "hold":
+                return self._action[0].copy()  # untouched since the last good observation
+            return self._zero.copy()
+        with self._swap_lock:
+            params = self._params
+        if params is not self._bound:
+            for name, value in params.items():
+                self._policy.bind_input(name, value)
+            self._bound = params
+        self._policy.run()
+        sample = self._sample
+        if self.deterministic:
+            np.copyto(sample, self._mean[0])
+        else:
+            self._rng.standard_normal(dtype=np.float32, out=self._noise)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: clipped below
+                np.exp(self._log_std, out=sample)
+                np.multiply(sample, self._noise, out=sample)
+                np.add(sample, self._mean[0], out=sample)
+        if self._clip.apply(sample, self._action[0]):
+            self.counters.clipped_actions += 1
+        self._pending_ok = True
+        return self._action[0].copy()
+
+    def observe(self, reward: float | None, done: bool, next_obs: np.ndarray | None = None) -> None:
+        """Record the outcome of the last :meth:`act`; ``done`` ends the episode.
+
+        ``reward=None`` computes it on the device with ``reward.onnx`` from the last
+        observation, the action sent and ``next_obs``. A NaN/inf or out-of-range reward is
+        counted in ``reward_faults`` (an adaptation on it is rolled back). With ``auto_adapt``,
+        starts :meth:`adapt_async` when the mode says so.
+        """
+        if not self._pending:
+            raise RuntimeError("OnlineAdapter.observe: no act() since the last observe()")
+        if reward is None:
+            self._check_device_reward(next_obs)
+        self._pending = False
+        if self._pending_ok:
+            r = self._device_reward(next_obs) if reward is None else _as_float(reward)
+            if not abs(r) <= self.safety.max_abs_reward:  # also catches NaN
+                self.counters.reward_faults += 1
+            self._stats["last_reward"] = r
+            self._buffer.add(self._guard.buffer[0], self._sample, r, bool(done))
+        elif done:
+            self._buffer.end_episode()
+        self._stats["ticks"] += 1
+        self._ticks_since += 1
+        if done:
+            self._stats["episodes"] += 1
+            self._episodes_since += 1
+        if self.auto_adapt:
+            self._maybe_adapt()
+
+    def _check_device_reward(self, next_obs: np.ndarray | None) -> None:
+        if self._reward is None:
+            raise ValueError(
+                f"observe(reward=None): bundle {self.bundle.root} has no reward.onnx "
+                f"({self.bundle.manifest.reward_note}); pass the reward measured on the robot"
+            )
+        if next_obs is None:
+            raise ValueError("observe(reward=None): pass next_obs so reward.onnx can compute it")
+
+    def _device_reward(self, next_obs: np.ndarray | None) -> float:
+        """Reward of the pending transition from ``reward.onnx`` (NaN for a bad next_obs)."""
+        if self._reward is None or not self._next_guard.load(next_obs):
+            return float("nan")
+        self._reward.run()
+        self._stats["last_success"] = int(self._success_out[0])
+        return float(self._reward_out[0])
+
+    def _maybe_adapt(self) -> None:
+        if isinstance(self.mode, EpisodicMode):
+            if self.mode.once and self._adapted_once:
+                return
+            if self._episodes_since < self._episodes_per_adapt:
+                return
+        elif self._ticks_since < self.mode.every:
+            return
+        if self._future is not None and not self._future.done():
+            self._stats["adapt_deferred"] += 1  # due, but the worker is busy: next tick
+            return
+        try:
+            self.adapt_async()
+        except ValueError:  # nothing recorded to adapt on (every tick faulted): wait for data
+            self._stats["adapt_no_data"] += 1
+            self._episodes_since = self._ticks_since = 0
+
+    def reset_to_meta(self) -> None:
+        """A new object or door: meta-parameters back, experience cleared.
+
+        An adaptation still running finishes but its result is discarded.
+        """
+        with self._swap_lock:
+            self._generation += 1
+            self._params = self._meta
+            self._stats["params_version"] = 0
+        self._buffer.clear()
+        self._pending = self._pending_ok = False
+        self._since = self._episodes_since = self._ticks_since = 0
+        self._adapted_once = False
+        np.copyto(self._action[0], self._zero)
+        self._stats["resets"] += 1
+
+    # ------------------------------------------------------------------ adaptation
+    def _take_batch(self) -> tuple[Episodes, int]:
+        """Snapshot the data the mode adapts on (copies; called on the caller's thread)."""
+        if isinstance(self.mode, EpisodicMode):
+            episodes = self._buffer.episodes(self._episodes_per_adapt, self._since)
+            self._since = self._buffer.total
+            self._episodes_since = 0
+            self._adapted_once = True
+        else:
+            episodes = self._buffer.window(self.mode.window)
+            self._ticks_since = 0
+        self._stats["dropped_rows"] += episodes.dropped_rows
+        self._stats["dropped_episodes"] += episodes.dropped_episodes
+        return episodes, self._generation
+
+    def _run(self, episodes: Episodes, generation: int) -> AdaptResult:
+        with self._adapt_lock:
+            self._stats["adapt_attempts"] += 1
+            try:
+                new, result = self._inner.run(self._meta, episodes, self._steps)
+            except Exception:
+                self._stats["adapt_errors"] += 1
+                logger.exception("adaptation failed; the parameters are unchanged")
+                raise
+            with self._swap_lock:
+                stale = generation != self._generation
+                if new is not None and not stale:
+                    self._params = new
+                    self._stats["params_version"] += 1
+            if stale:
+                self._stats["discarded_adaptations"] += 1
+                result = dataclasses.replace(result, accepted=False, reason=DISCARDED)
+            elif result.accepted:
+                self._stats["adaptations"] += 1
+            else:
+                self.counters.rollback(result.reason)
+            s = self._stats
+            s["last_loss_before"], s["last_loss_after"] = result.loss_before, result.loss_after
+            s["last_grad_norm"], s["last_update_norm"] = result.grad_norm, result.update_norm
+            s["adapt_ms_last"] = result.duration_ms
+            s["adapt_ms_max"] = max(float(s["adapt_ms_max"]), result.duration_ms)
+            return result
+
+    def adapt(self) -> AdaptResult:
+        """Adapt now, on this thread, on the data the mode selects; swap or roll back.
+
+        Raises ``ValueError`` when there is nothing to adapt on yet.
+        """
+        episodes, generation = self._take_batch()
+        return self._run(episodes, generation)
+
+    def adapt_async(self) -> cf.Future[AdaptResult]:
+        """Adapt on the background worker; returns the running adaptation's future if any."""
+        if self._closed:
+            raise RuntimeError("OnlineAdapter.adapt_async: the adapter is closed")
+        if self._future is not None and not self._future.done():
+            return self._future
+        episodes, generation = self._take_batch()
+        if self._executor is None:
+            self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapt")
+        self._future = self._executor.submit(self._run, episodes, generation)
+        return self._future
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def params(self) -> Mapping[str, np.ndarray]:
+        """The parameters ``act`` uses now (read-only view of read-only arrays)."""
+        return types.MappingProxyType(self._params)
+
+    @property
+    def meta_params(self) -> Mapping[str, np.ndarray]:
+        """The bundle's meta-parameters (read-only)."""
+        return types.MappingProxyType(self._meta)
+
+    @property
+    def adapting(self) -> bool:
+        """Whether an adaptation is running on the worker."""
+        return self._future is not None and not self._future.done()
+
+    def stats(self) -> dict[str, float | int]:
+        """Counters and last figures: acts, episodes, faults, adaptations, rollbacks, ..."""
+        out = dict(self._stats)
+        out["acts"] = self._acts
+        out.update(self.counters.as_dict())
+        out["faults"] = self.counters.obs_faults
+        out["adapting"] = int(self.adapting)
+        out["buffered_rows"] = min(self._buffer.total, self._buffer.capacity)
+        return out
+
+    def close(self) -> None:
+        """Wait for a running adaptation, stop the worker; act() refuses afterwards."""
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> OnlineAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_float(reward: object) -> float:
+    """``float(reward)``, or NaN for anything that is not a real number."""
+    try:
+        return float(reward)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")

@@ -1,0 +1,231 @@
+"""``Bundle``: a verified, read-only bundle in memory (manifest, parameters, graph files).
+
+:meth:`Bundle.load` runs :func:`adapt_robot.runtime.bundle_format.load_bundle` (format version,
+sha256 of every file, parameter names, shapes and dtypes), then opens every graph with ONNX
+Runtime and checks its declared inputs and outputs against the manifest: names and order, and
+every static dimension (parameter shapes, observation and action sizes, the fixed batch
+capacity of ``adapt_step.onnx``). Any mismatch is a :class:`BundleError` naming the file and the
+field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from adapt_robot.runtime.bundle_format import (
+    LR_PREFIX,
+    MANIFEST,
+    NEW_PREFIX,
+    PARAMS_NPZ,
+    BundleError,
+    Manifest,
+    load_bundle,
+)
+from adapt_robot.runtime.sessions import CPU, SessionSettings, create_session
+
+Dim = int | None
+"""A graph dimension: an int where static, None where dynamic (any batch size)."""
+IOSpec = list[tuple[str, list[Dim], str, str]]
+"""Expected ``(name, shape, onnx type, manifest fields the shape comes from)``, in order."""
+
+REQUIRED_GRAPHS = ("policy", "adapt_step")
+FLOAT = "tensor(float)"
+BOOL = "tensor(bool)"
+OBS = "observation.dim"
+ACT = "action.dim"
+CAP = "inner_loop.capacity"
+
+
+def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
+    """The inputs and outputs graph ``key`` must declare, derived from the manifest alone."""
+    o, a, n = manifest.observation.dim, manifest.action.dim, manifest.inner_loop.capacity
+    params: IOSpec = [
+        (p.name, list(p.shape), FLOAT, f"parameters[{i}].shape")
+        for i, p in enumerate(manifest.parameters)
+    ]
+    per_param = manifest.inner_loop.lr_mode == "per_parameter"
+    adapted = [(i, p) for i, p in enumerate(manifest.parameters) if p.adapted]
+    if key in ("policy", "policy_fp16"):
+        inputs = [("obs", [None, o], FLOAT, OBS), *params]
+        outputs: IOSpec = [
+            ("action_mean", [None, a], FLOAT, ACT),
+            ("action_log_std", [a], FLOAT, ACT),
+        ]
+    elif key == "adapt_step":
+        rates: IOSpec = [
+            (
+                LR_PREFIX + p.name,
+                list(p.shape) if per_param else [],
+                FLOAT,
+                f"inner_loop.lr_mode, parameters[{i}].shape",
+            )
+            for i, p in adapted
+        ]
+        batch: IOSpec = [
+            ("obs", [n, o], FLOAT, f"{CAP}, {OBS}"),
+            ("act", [n, a], FLOAT, f"{CAP}, {ACT}"),
+            ("adv", [n], FLOAT, CAP),
+            ("mask", [n], FLOAT, CAP),
+        ]
+        inputs = [*params, *rates, *batch]
+        outputs = [
+            (NEW_PREFIX + p.name, list(p.shape), FLOAT, f"parameters[{i}].shape")
+            for i, p in adapted
+        ]
+        outputs += [("loss", [], FLOAT, "scalar"), ("grad_norm", [], FLOAT, "scalar")]
+    elif key == "reward":
+        inputs = [
+            ("obs", [None, o], FLOAT, OBS),
+            ("action", [None, a], FLOAT, ACT),
+            ("next_obs", [None, o], FLOAT, OBS),
+        ]
+        outputs = [("reward", [None], FLOAT, "batch"), ("success", [None], BOOL, "batch")]
+    else:
+        raise BundleError(
+            f"{MANIFEST}: graphs.{key}: unknown graph (expected one of "
+            "policy, adapt_step, reward, policy_fp16)"
+        )
+    return inputs, outputs
+
+
+def _declared_shape(shape: Sequence[object]) -> list[Dim]:
+    return [d if isinstance(d, int) else None for d in shape]
+
+
+def _check_side(
+    where: Path, side: str, declared: Sequence[ort.NodeArg], want: IOSpec, listed: list[str]
+) -> None:
+    """Compare ORT's declared ``side`` (inputs/outputs) with the manifest's expectation."""
+    got_names = [d.name for d in declared]
+    want_names = [w[0] for w in want]
+    if listed != want_names:
+        raise BundleError(
+            f"{where.parent / MANIFEST}: graphs.{where.stem}.{side}: lists {listed}, the "
+            f"manifest's parameters and spaces require {want_names}"
+        )
+    if got_names != want_names:
+        raise BundleError(
+            f"{where}: {side}: the graph declares {got_names}, manifest graphs.{where.stem}."
+            f"{side} lists {want_names}; the file does not belong to this manifest"
+        )
+    for arg, (name, shape, kind, source) in zip(declared, want, strict=True):
+        got = _declared_shape(arg.shape)
+        ok = len(got) == len(shape) and all(
+            g is None or w is None or g == w for g, w in zip(got, shape, strict=True)
+        )
+        if not ok:
+            shown = ["?" if s is None else s for s in shape]
+            raise BundleError(
+                f"{where}: {side[:-1]} {name}: shape {list(arg.shape)}, the manifest requires "
+                f"{shown} (from manifest.yaml {source})"
+            )
+        if arg.type != kind:
+            raise BundleError(f"{where}: {side[:-1]} {name}: type {arg.type}, expected {kind}")
+
+
+def check_graph(path: Path, manifest: Manifest, key: str) -> None:
+    """Open ``path`` with ONNX Runtime (CPU) and check its I/O against the manifest."""
+    try:
+        session = create_session(path, [CPU], SessionSettings(optimization="disable"))
+    except Exception as err:  # ORT raises several pybind11 types for unreadable models
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BundleError(
+            f"{path}: ONNX Runtime cannot load the graph ({first}); the file is damaged or "
+            "was written by an incompatible exporter. Re-export the bundle."
+        ) from err
+    inputs, outputs = expected_io(manifest, key)
+    spec = manifest.graphs[key]
+    _check_side(path, "inputs", session.get_inputs(), inputs, list(spec.inputs))
+    _check_side(path, "outputs", session.get_outputs(), outputs, list(spec.outputs))
+
+
+def _frozen(arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    out = {}
+    for k, v in arrays.items():
+        a = np.ascontiguousarray(v, dtype=np.float32)
+        a.flags.writeable = False
+        out[k] = a
+    return types.MappingProxyType(out)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Bundle:
+    """A verified bundle: manifest, read-only meta-parameters and rates, graph paths."""
+
+    root: Path
+    """The bundle directory."""
+    manifest: Manifest
+    """The parsed, verified ``manifest.yaml``."""
+    params: Mapping[str, np.ndarray]
+    """Meta-parameters in canonical order (read-only float32 arrays)."""
+    lrs: Mapping[str, np.ndarray]
+    """Inner learning rate of each adapted parameter, keyed by the parameter's name."""
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (
+            f"Bundle({str(self.root)!r}, family={m.family!r}, obs_dim={m.observation.dim}, "
+            f"act_dim={m.action.dim}, capacity={m.inner_loop.capacity})"
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Bundle:
+        """Load and verify a bundle directory (see the module docstring); raises BundleError."""
+        root = Path(path)
+        manifest, arrays = load_bundle(root)
+        source = root / MANIFEST
+        for key in REQUIRED_GRAPHS:
+            if key not in manifest.graphs:
+                raise BundleError(f"{source}: graphs.{key}: missing field")
+        if manifest.observation_reward and "reward" not in manifest.graphs:
+            raise BundleError(
+                f"{source}: graphs.reward: missing field (observation_reward is true)"
+            )
+        if manifest.observation.dim != len(manifest.observation.names):
+            raise BundleError(f"{source}: observation.names: expected observation.dim entries")
+        for side in ("low", "high"):
+            if len(getattr(manifest.action, side)) != manifest.action.dim:
+                raise BundleError(f"{source}: action.{side}: expected action.dim entries")
+        for key, spec in manifest.graphs.items():
+            check_graph(root / spec.file, manifest, key)
+        params_file = root / PARAMS_NPZ
+        for key, value in arrays.items():
+            if not np.all(np.isfinite(value)):
+                raise BundleError(f"{params_file}: {key}: contains NaN or inf values")
+            if key.startswith(LR_PREFIX) and not np.all(value > 0):
+                raise BundleError(f"{params_file}: {key}: inner learning rates must be > 0")
+        names = [p.name for p in manifest.parameters]
+        lrs = {k[len(LR_PREFIX) :]: v for k, v in arrays.items() if k.startswith(LR_PREFIX)}
+        return cls(
+            root=root,
+            manifest=manifest,
+            params=_frozen({n: arrays[n] for n in names}),
+            lrs=_frozen(lrs),
+        )
+
+    def graph_path(self, key: str) -> Path:
+        """Path of graph ``key`` (``policy``, ``adapt_step``, ``reward``, ``policy_fp16``)."""
+        if key not in self.manifest.graphs:
+            raise KeyError(f"{self.root / MANIFEST}: graphs.{key}: not in this bundle")
+        return self.root / self.manifest.graphs[key].file
+
+    @property
+    def has_reward(self) -> bool:
+        """Whether the bundle carries ``reward.onnx`` (rewards can be computed on the device)."""
+        return "reward" in self.manifest.graphs
+
+    @property
+    def action_low(self) -> np.ndarray:
+        """Lower action bounds, float32 ``[act_dim]``."""
+        return np.asarray(self.manifest.action.low, dtype=np.float32)
+
+    @property
+    def action_high(self) -> np.ndarray:
+        """Upper action bounds, float32 ``[act_dim]``."""
+        return np.asarray(self.manifest.action.high, dtype=np.float32)

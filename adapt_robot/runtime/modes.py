@@ -1,0 +1,70 @@
+"""When the on-device adapter adapts, and on what data.
+
+- :class:`EpisodicMode`: as in evaluation. Act with the meta-policy for ``K`` episodes, then
+  take ``n`` inner steps on those episodes and keep acting with the adapted parameters
+  (``once``: until :meth:`OnlineAdapter.reset_to_meta`; otherwise again after every further
+  ``K`` episodes, on those).
+- :class:`SlidingWindowMode`: every ``M`` control ticks, ``n`` inner steps on the last ``N``
+  transitions, cut into episode segments for the returns.
+
+Every adaptation starts from the meta-parameters (what meta-training optimised: ``n`` steps
+from them) and its result replaces the current parameters; adapted parameters never drift by
+compounding updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapt_robot.runtime.bundle_format import InnerLoopSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodicMode:
+    """Adapt after ``episodes`` finished episodes with ``steps`` inner steps."""
+
+    episodes: int | None = None
+    """Episodes per adaptation batch ``K`` (None: ``manifest.inner_loop.episodes``)."""
+    steps: int | None = None
+    """Inner steps ``n`` (None: ``manifest.inner_loop.steps``)."""
+    once: bool = True
+    """Adapt once, then keep the adapted parameters until ``reset_to_meta()``."""
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"EpisodicMode.{name}: expected an integer >= 1, got {value}")
+
+    def resolve(self, inner_loop: InnerLoopSpec) -> tuple[int, int]:
+        """``(K, n)`` with the bundle's values where this mode leaves them None."""
+        k = self.episodes if self.episodes is not None else inner_loop.episodes
+        n = self.steps if self.steps is not None else inner_loop.steps
+        return k, n
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlidingWindowMode:
+    """Every ``every`` ticks, ``steps`` inner steps on the last ``window`` transitions."""
+
+    every: int
+    """Control ticks (observed transitions) between adaptations ``M``."""
+    window: int
+    """Transitions per adaptation ``N`` (at most the bundle's ``inner_loop.capacity``)."""
+    steps: int
+    """Inner steps ``n`` per adaptation."""
+
+    def __post_init__(self) -> None:
+        for name in ("every", "window", "steps"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"SlidingWindowMode.{name}: expected an integer >= 1, got {value}")
+
+    def check(self, inner_loop: InnerLoopSpec) -> None:
+        """Refuse a window larger than the bundle's batch capacity."""
+        if self.window > inner_loop.capacity:
+            raise ValueError(
+                f"SlidingWindowMode.window: {self.window} transitions do not fit the bundle's "
+                f"inner_loop.capacity {inner_loop.capacity}; use a window <= "
+                f"{inner_loop.capacity} or re-export with `--capacity`"
+            )

@@ -1,0 +1,201 @@
+"""Run-time safety of the adapter: observation and action guards, update acceptance, counters.
+
+Nothing here raises into the control loop. A bad observation (wrong shape or type, NaN, inf)
+is a counted fault answered with the configured safe action; actions are clipped to the
+bundle's bounds; an adaptation whose batch or result is unsound (rewards out of range,
+non-finite advantages or parameters, an update larger than the bound, a loss on its own batch
+that rose) is rolled back: the parameters stay as they were and the reason is counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+FaultAction = Literal["zero", "hold"]
+
+# Rollback reasons (keys of SafetyCounters.rollback_reasons).
+BAD_REWARD = "bad_reward"
+"""A reward in the batch is NaN/inf or beyond ``max_abs_reward``."""
+NONFINITE_ADVANTAGES = "nonfinite_advantages"
+"""The returns, baseline or advantages came out NaN/inf (or the baseline fit failed)."""
+NONFINITE_UPDATE = "nonfinite_update"
+"""A new parameter, the loss or the gradient norm is NaN/inf."""
+UPDATE_NORM = "update_norm"
+"""The update's L2 norm exceeds ``max_update_norm``."""
+LOSS_INCREASE = "loss_increase"
+"""The inner loss on the batch itself rose after the steps (beyond the tolerance)."""
+REASONS = (BAD_REWARD, NONFINITE_ADVANTAGES, NONFINITE_UPDATE, UPDATE_NORM, LOSS_INCREASE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SafetyConfig:
+    """Limits of the on-device adapter (every check on by default)."""
+
+    max_update_norm: float = 10.0
+    """Largest accepted L2 norm of ``new - old`` over all adapted parameters (``inf``: no bound).
+    The inner rates of a bundle move a well-trained policy by far less in a few steps."""
+    reject_loss_increase: bool = True
+    """Roll back an update after which the inner loss on its own batch is higher than before."""
+    loss_tolerance: float = 1e-3
+    """Allowed rise of that loss, relative to ``max(|loss before|, 1)`` (float32 rounding)."""
+    fault_action: FaultAction = "zero"
+    """Action answered to a bad observation: ``zero`` (the zero command, clipped to the
+    bounds) or ``hold`` (the last action sent for a good observation; zero before any)."""
+    max_abs_reward: float = 1e6
+    """Rewards with a larger magnitude (or NaN/inf) are faults; a batch holding one is not
+    adapted on."""
+
+    def __post_init__(self) -> None:
+        if not self.max_update_norm > 0:
+            raise ValueError(f"max_update_norm: expected a value > 0, got {self.max_update_norm}")
+        if not self.loss_tolerance >= 0:
+            raise ValueError(f"loss_tolerance: expected a value >= 0, got {self.loss_tolerance}")
+        if self.fault_action not in ("zero", "hold"):
+            raise ValueError(f"fault_action: expected 'zero' or 'hold', got {self.fault_action!r}")
+        if not self.max_abs_reward > 0:
+            raise ValueError(f"max_abs_reward: expected a value > 0, got {self.max_abs_reward}")
+
+
+@dataclass
+class SafetyCounters:
+    """What the guards did since the adapter was built (or its counters reset)."""
+
+    obs_faults: int = 0
+    """act() calls whose observation had the wrong shape or type, or NaN/inf values."""
+    clipped_actions: int = 0
+    """act() calls whose action had at least one entry outside the bounds."""
+    reward_faults: int = 0
+    """observe() calls whose reward was NaN/inf or beyond ``max_abs_reward``."""
+    rollbacks: int = 0
+    """Adaptations rejected (parameters left unchanged)."""
+    rollback_reasons: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    """Rejections per reason (see ``REASONS``)."""
+
+    def rollback(self, reason: str) -> None:
+        """Count one rejected adaptation."""
+        self.rollbacks += 1
+        self.rollback_reasons[reason] = self.rollback_reasons.get(reason, 0) + 1
+
+    def as_dict(self) -> dict[str, int]:
+        """Flat counters: ``obs_faults``, ..., ``rollbacks``, ``rollbacks_<reason>``."""
+        out = {
+            "obs_faults": self.obs_faults,
+            "clipped_actions": self.clipped_actions,
+            "reward_faults": self.reward_faults,
+            "rollbacks": self.rollbacks,
+        }
+        out.update({f"rollbacks_{k}": v for k, v in self.rollback_reasons.items()})
+        return out
+
+
+class ObsGuard:
+    """Copies an observation into a preallocated float32 ``[1, dim]`` buffer, or refuses it."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.buffer = np.zeros((1, dim), dtype=np.float32)
+        """The last observation loaded (the policy's bound input); garbage after a refusal."""
+        self._shapes = ((dim,), (1, dim))
+        self._finite = np.zeros((1, dim), dtype=bool)
+
+    def load(self, obs: object) -> bool:
+        """Copy ``obs`` (shape ``[dim]`` or ``[1, dim]``, real, finite) into :attr:`buffer`.
+
+        Returns False for anything else (the buffer then holds no valid observation); never
+        raises.
+        """
+        try:
+            arr = obs if isinstance(obs, np.ndarray) else np.asarray(obs)
+            if arr.shape not in self._shapes or arr.dtype.kind not in "fiub":
+                return False
+            if arr.dtype == np.float32:
+                np.copyto(self.buffer[0], arr.reshape(self.dim))
+            else:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.copyto(self.buffer[0], arr.reshape(self.dim), casting="unsafe")
+        except Exception:  # any object numpy cannot read as a real vector is a fault
+            return False
+        np.isfinite(self.buffer, out=self._finite)
+        return bool(self._finite.all())
+
+
+class ActionClip:
+    """Clips actions to the bundle's bounds and says whether anything was cut."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
+        self.low = np.asarray(low, dtype=np.float32).copy()
+        self.high = np.asarray(high, dtype=np.float32).copy()
+        if self.low.shape != self.high.shape or self.low.ndim != 1:
+            raise ValueError(f"action bounds: low {self.low.shape} and high {self.high.shape}")
+        if not np.all(self.low <= self.high):
+            raise ValueError("action bounds: every low must be <= high")
+        self._flags = np.zeros(self.low.shape, dtype=bool)
+
+    def safe_zero(self) -> np.ndarray:
+        """The zero command moved into the bounds."""
+        return np.clip(np.zeros_like(self.low), self.low, self.high)
+
+    def apply(self, action: np.ndarray, out: np.ndarray) -> bool:
+        """``out = clip(action)`` (NaN entries: the clipped zero); True if anything changed."""
+        np.maximum(action, self.low, out=out)
+        np.minimum(out, self.high, out=out)
+        np.not_equal(out, action, out=self._flags)  # NaN != NaN: a NaN counts as clipped
+        if not self._flags.any():
+            return False
+        np.isfinite(out, out=self._flags)
+        if not self._flags.all():
+            np.copyto(out, self.safe_zero(), where=~self._flags)
+        return True
+
+
+def update_norm(
+    old: Mapping[str, np.ndarray], new: Mapping[str, np.ndarray], names: Sequence[str]
+) -> float:
+    """L2 norm of ``new - old`` over ``names`` (float64; inf/NaN if a value is)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = 0.0
+        for n in names:
+            d = np.asarray(new[n], dtype=np.float64) - np.asarray(old[n], dtype=np.float64)
+            sq += float(np.sum(d * d))
+        return math.sqrt(sq) if sq == sq else float("nan")
+
+
+def rejection(
+    cfg: SafetyConfig,
+    old: Mapping[str, np.ndarray],
+    new: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    scalars: Sequence[float],
+    loss_before: float,
+    loss_after: float | None,
+) -> tuple[str | None, float]:
+    """Why ``new`` must be rolled back (None: accept), and the update norm.
+
+    ``scalars`` are the losses and gradient norms the steps reported (all must be finite);
+    ``loss_after`` is the inner loss of ``new`` on the same batch (None: not measured).
+    """
+    finite = all(math.isfinite(s) for s in scalars) and all(
+        bool(np.all(np.isfinite(new[n]))) for n in names
+    )
+    norm = update_norm(old, new, names)
+    if not finite or not math.isfinite(norm):
+        return NONFINITE_UPDATE, norm
+    if norm > cfg.max_update_norm:
+        return UPDATE_NORM, norm
+    if cfg.reject_loss_increase and loss_after is not None:
+        if not math.isfinite(loss_after):
+            return NONFINITE_UPDATE, norm
+        if loss_after > loss_before + cfg.loss_tolerance * max(abs(loss_before), 1.0):
+            return LOSS_INCREASE, norm
+    return None, norm
+
+
+def rewards_ok(cfg: SafetyConfig, rewards: np.ndarray) -> bool:
+    """Every reward finite and within ``max_abs_reward``."""
+    r = np.asarray(rewards, dtype=np.float64)
+    return bool(np.all(np.isfinite(r)) and np.all(np.abs(r) <= cfg.max_abs_reward))

@@ -1,0 +1,96 @@
+"""Smoke-trained runs and their bundles for the runtime tests (seconds each, once per session).
+
+``point`` has no reward.onnx (its reward uses the hidden goal); ``grasp`` carries one. Both are
+trained for one tiny iteration: the tests need real exported graphs, not good policies.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from adapt_robot.runtime import sha256_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = str(ROOT / "launch" / "smoke.yaml")
+TINY = (
+    "budget.iterations=1",
+    "sampler.tasks_per_iter=2",
+    "sampler.episodes_per_task=2",
+    "eval.tasks=1",
+    "eval.episodes_per_task=1",
+)
+
+
+def train_tiny(out: Path, *overrides: str) -> Path:
+    """Train launch/smoke.yaml for one tiny iteration (plus ``overrides``) into ``out``."""
+    from adapt_robot.jobs.train import run_train
+
+    return run_train(SMOKE, [f"out_dir={out}", *TINY, *overrides], resume=False)
+
+
+def export(run: Path, out: Path) -> Path:
+    """Export ``run`` to a bundle at ``out``."""
+    from export import export_bundle
+
+    return export_bundle(run, out)
+
+
+@pytest.fixture(scope="session")
+def point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("rt_point") / "run")
+
+
+@pytest.fixture(scope="session")
+def point_bundle(point_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(point_run, tmp_path_factory.mktemp("rt_point_bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def grasp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("rt_grasp") / "run", "family=grasp")
+
+
+@pytest.fixture(scope="session")
+def grasp_bundle(grasp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(grasp_run, tmp_path_factory.mktemp("rt_grasp_bundle") / "b")
+
+
+@pytest.fixture
+def point_bundle_copy(point_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of the point bundle, free to damage."""
+    return Path(shutil.copytree(point_bundle, tmp_path / "bundle"))
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((bundle / "manifest.yaml").read_text())
+    return data
+
+
+def write_manifest(bundle: Path, data: dict[str, Any], *, rehash: bool = True) -> None:
+    """Write ``data`` as the manifest; with ``rehash`` the file hashes are recomputed first."""
+    if rehash:
+        data["files"] = {name: sha256_file(bundle / name) for name in data["files"]}
+    (bundle / "manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def rehash(bundle: Path) -> None:
+    """Make the manifest's sha256 entries match the files again (after a deliberate edit)."""
+    write_manifest(bundle, read_manifest(bundle))
+
+
+def edit_params(bundle: Path, edit: Callable[[dict[str, np.ndarray]], None]) -> None:
+    """Rewrite params.npz through ``edit`` (in place on the dict) and rehash."""
+    path = bundle / "params.npz"
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    edit(arrays)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    rehash(bundle)

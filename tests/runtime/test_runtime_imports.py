@@ -1,0 +1,91 @@
+"""The runtime runs with torch, mujoco, pybullet (and the training code) unimportable.
+
+A robot installs ``adapt-robot`` without the ``train`` extra. A subprocess blocks those
+packages with a ``sys.meta_path`` finder, imports every module of ``adapt_robot.runtime``,
+loads a bundle and runs the whole adapter: act, observe (with the reward given, and computed
+by ``reward.onnx``), adapt synchronously and in the background.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCKED = ("torch", "mujoco", "pybullet", "pybullet_data", "gymnasium", "onnx", "sim", "export")
+
+SCRIPT = textwrap.dedent(
+    """
+    import importlib, importlib.abc, pkgutil, sys
+
+    BLOCKED = set(sys.argv[1].split(","))
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked: the runtime must not import it")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("the blocker did not block torch")
+
+    import numpy as np
+    import adapt_robot.runtime as rt
+
+    for info in pkgutil.walk_packages(rt.__path__, "adapt_robot.runtime."):
+        importlib.import_module(info.name)
+
+    for path in sys.argv[2:]:
+        bundle = rt.Bundle.load(path)
+        m = bundle.manifest
+        il = m.inner_loop
+        adapter = rt.OnlineAdapter(bundle, mode=rt.EpisodicMode(episodes=1), seed=0)
+        rng = np.random.default_rng(0)
+        obs = rng.normal(size=m.observation.dim).astype(np.float32) * 0.01
+        for t in range(il.horizon):
+            action = adapter.act(obs)
+            nxt = obs + 0.001 * rng.normal(size=obs.shape).astype(np.float32)
+            reward = None if bundle.has_reward else -float(np.abs(action).sum())
+            adapter.observe(reward, done=t == il.horizon - 1, next_obs=nxt)
+            obs = nxt
+        assert np.all(np.isfinite(adapter.act(np.full(m.observation.dim, np.nan))))
+        adapter.close()  # waits for the background adaptation auto_adapt started
+        stats = adapter.stats()
+        assert stats["adapt_attempts"] == 1 and stats["obs_faults"] == 1, stats
+        sync = rt.OnlineAdapter(bundle, mode=rt.EpisodicMode(episodes=1), auto_adapt=False)
+        for t in range(il.horizon):
+            sync.act(obs)
+            sync.observe(0.1 * t, done=t == il.horizon - 1)
+        result = sync.adapt()
+        assert result.reason in ("accepted", "loss_increase"), result
+        print(m.family, result.reason, stats["adaptations"])
+
+    leaked = sorted(n for n in sys.modules if n.partition(".")[0] in BLOCKED)
+    assert not leaked, leaked
+    print("runtime-ok")
+    """
+)
+
+
+def test_runtime_runs_without_the_training_stack(point_bundle: Path, grasp_bundle: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, ",".join(BLOCKED), str(point_bundle), str(grasp_bundle)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "runtime-ok" in proc.stdout
+    assert "point" in proc.stdout and "grasp" in proc.stdout

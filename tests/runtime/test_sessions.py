@@ -1,0 +1,90 @@
+"""Execution providers by name with a logged CPU fallback; quiet threads; bound buffers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapt_robot.runtime import Bundle
+from adapt_robot.runtime.sessions import (
+    CPU,
+    BoundRunner,
+    SessionSettings,
+    create_session,
+    resolve_providers,
+)
+
+CUDA = "CUDAExecutionProvider"
+TRT = "TensorrtExecutionProvider"
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_missing_providers_fall_back_to_cpu_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="adapt_robot.runtime.sessions"):
+        chosen = resolve_providers(("tensorrt", "cuda"), available=[CPU])
+    assert chosen == [CPU]
+    records = warnings_of(caplog)
+    assert len(records) == 1
+    assert TRT in records[0].getMessage() and CUDA in records[0].getMessage()
+
+
+def test_available_providers_keep_their_order_and_cpu_comes_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="adapt_robot.runtime.sessions"):
+        chosen = resolve_providers(("cuda", "CPU", "cuda"), available=[CPU, CUDA])
+        full = resolve_providers((CUDA,), available=[CUDA, CPU])
+    assert chosen == [CUDA, CPU]
+    assert full == [CUDA, CPU]
+    assert warnings_of(caplog) == []
+
+
+@pytest.mark.parametrize("bad", [("cdua",), (), "cpu"])
+def test_bad_provider_requests_are_refused(bad: tuple[str, ...] | str) -> None:
+    with pytest.raises(ValueError, match="providers"):
+        resolve_providers(bad, available=[CPU])
+
+
+def test_session_settings_default_to_one_quiet_thread() -> None:
+    opts = SessionSettings().session_options()
+    assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(ValueError, match="optimization"):
+        SessionSettings(optimization="max")
+    with pytest.raises(ValueError, match="intra_op_threads"):
+        SessionSettings(intra_op_threads=0)
+
+
+def test_bound_runner_writes_outputs_in_place(point_bundle: Path) -> None:
+    bundle = Bundle.load(point_bundle)
+    session = create_session(bundle.graph_path("policy"), [CPU], SessionSettings())
+    o, a = bundle.manifest.observation.dim, bundle.manifest.action.dim
+    obs = np.zeros((1, o), dtype=np.float32)
+    mean = np.full((1, a), np.nan, dtype=np.float32)
+    log_std = np.zeros(a, dtype=np.float32)
+    runner = BoundRunner(
+        session,
+        {"obs": obs, **bundle.params},
+        {"action_mean": mean, "action_log_std": log_std},
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        obs[:] = rng.normal(size=(1, o))  # the bound input is read in place
+        runner.run()
+        ref = session.run(None, {"obs": obs, **bundle.params})
+        np.testing.assert_array_equal(mean, ref[0])
+        np.testing.assert_array_equal(log_std, ref[1])
+    shifted = bundle.params["log_std"] + np.float32(1.0)
+    runner.bind_input("log_std", shifted)
+    runner.run()
+    np.testing.assert_allclose(log_std, shifted)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        runner.bind_input("obs", np.zeros((o, 2), dtype=np.float32).T)
