@@ -121,6 +121,19 @@ def test_heavy_slippery_object_slips_with_weak_grip(family, engine):
     assert succ_firm.any()
 
 
+def test_expert_action_is_a_function_of_the_observation(family):
+    """A memoryless policy can clone the expert: a fresh expert, fed the episode's observations
+    backwards, gives the same actions (no timer or remembered phase decides anything)."""
+    task = family.sample_tasks(np.random.default_rng(5), 1, "train")[0]
+    obs, acts, _, succ, _ = _episode(family, "mujoco", task)
+    assert succ.any()
+    fresh = GraspExpert(task)
+    again = np.array([fresh.act(o) for o in obs[-2::-1]])[::-1]
+    np.testing.assert_array_equal(again, acts)
+    phases = [fresh.phase(o) for o in obs[:-1]]
+    assert {"approach", "close", "lift"} <= set(phases)
+
+
 def test_wrong_grip_is_what_fails_cross_task(family):
     light_fragile = _task(mass=0.08, friction=1.2, break_force=12.0)
     heavy_slippery = _task(mass=2.5, friction=0.3, half_height=0.05)
