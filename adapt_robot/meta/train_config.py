@@ -26,6 +26,13 @@ class BudgetConfig:
 
     env_steps: int = setting(2_000_000, doc="Environment steps (live transitions) in total.", gt=0)
     iterations: int = setting(500, doc="Training iterations in total.", gt=0)
+    minutes: float = setting(
+        0.0,
+        doc="Wall-clock limit of this process's training, in minutes (0: none). A run stopped "
+        "by it depends on the machine's speed, so it is not reproducible iteration for "
+        "iteration; the other limits are.",
+        ge=0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

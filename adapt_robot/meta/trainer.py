@@ -88,10 +88,12 @@ class Trainer:
         self.run_dir = Path(cfg.out_dir)
         self.ckpt_path = self.run_dir / CHECKPOINT
         self.metrics_path = self.run_dir / METRICS
+        self._started = time.perf_counter()
 
     def run(self, resume: bool = False) -> Path:
         """Train until the budget is spent; returns the run directory."""
         cfg = self.cfg
+        self._started = time.perf_counter()
         torch.set_num_threads(cfg.threads)
         learner = build_learner(cfg)
         rng = np.random.default_rng(cfg.seed)
@@ -130,6 +132,7 @@ class Trainer:
         eval_tasks: list[Any],
     ) -> None:
         cfg = self.cfg
+        deadline = self._started + 60.0 * cfg.budget.minutes if cfg.budget.minutes > 0 else None
         while iteration < cfg.budget.iterations and env_steps < cfg.budget.env_steps:
             t0 = time.perf_counter()
             try:
@@ -146,7 +149,12 @@ class Trainer:
             iteration += 1
             env_steps += int(metrics["env_steps"])
             seconds = time.perf_counter() - t0
-            last = iteration >= cfg.budget.iterations or env_steps >= cfg.budget.env_steps
+            out_of_time = deadline is not None and time.perf_counter() >= deadline
+            last = (
+                iteration >= cfg.budget.iterations
+                or env_steps >= cfg.budget.env_steps
+                or out_of_time
+            )
             record: dict[str, Any] = {
                 "iteration": iteration,
                 "total_env_steps": env_steps,
@@ -162,6 +170,14 @@ class Trainer:
             self._log(record)
             if iteration % cfg.checkpoint_every == 0 or last:
                 self._save(learner, rng, iteration, env_steps)
+            if out_of_time:
+                print(
+                    f"[train {cfg.algo.name}] budget.minutes={cfg.budget.minutes:g} reached "
+                    f"after iteration {iteration}; checkpoint written",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                break
 
     def _warm_start(self, learner: Learner, rng: np.random.Generator) -> int:
         """Clone the experts into the fresh params, log it as iteration 0, checkpoint it."""

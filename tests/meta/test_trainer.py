@@ -79,6 +79,19 @@ def test_same_seed_same_result_and_different_seed_differs(tmp_path: Path) -> Non
     assert a != c
 
 
+def test_wall_clock_budget_stops_with_a_checkpoint_and_a_learning_curve(tmp_path: Path) -> None:
+    # One iteration takes longer than 0.0001 minutes (6 ms): the run stops after it, checkpointed
+    # and evaluated, although 50 iterations were allowed.
+    overrides = [*TINY, f"out_dir={tmp_path}", "budget.iterations=50", "budget.minutes=0.0001"]
+    run_train(SMOKE, overrides, resume=False)
+    rows = metrics(tmp_path)
+    assert [r["iteration"] for r in rows] == [1]
+    assert "eval" in rows[0]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 1
+    png = tmp_path / "learning_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
     run_train(SMOKE, [*TINY, f"out_dir={tmp_path}", "budget.iterations=1"], resume=False)
     with pytest.raises(FileExistsError, match="resume"):
