@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/adapt-robot experts launch/experts.yaml
+	$(VENV)/bin/adapt-robot demo launch/demo.yaml
 
 experts: setup
 	$(VENV)/bin/adapt-robot experts launch/experts.yaml

@@ -17,6 +17,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    demo = sub.add_parser(
+        "demo",
+        help="the whole chain: short meta-training, export, torch-free on-line adaptation on "
+        "held-out objects in the PyBullet twin; table, plots and GIF",
+    )
+    demo.add_argument("launch", help="launch file, e.g. launch/demo.yaml")
+    demo.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a launch-file key (repeatable), e.g. --set deploy.objects=4",
+    )
+
     experts = sub.add_parser(
         "experts", help="scripted experts on every task family and engine: table and GIFs"
     )
@@ -79,16 +93,52 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--out", default=None, help="GIF path (default runs/FAMILY_ENGINE.gif)"
     )
 
+    dep = sub.add_parser(
+        "deploy",
+        help="run a bundle in the real control loop on a simulated robot, adapting on-line to "
+        "held-out objects: success before/after, timings",
+    )
+    dep.add_argument("bundle", help="bundle directory (written by `adapt-robot export`)")
+    dep.add_argument(
+        "--robot",
+        default="sim:pybullet",
+        help="sim:ENGINE, an engine of the bundle's family (grasp/door: sim:pybullet or "
+        "sim:mujoco; point: sim:numpy); default sim:pybullet",
+    )
+    dep.add_argument("--task-split", default="test", choices=["train", "test"])
+    dep.add_argument("--rate", type=float, default=100.0, help="control rate, 100-1000 Hz")
+    dep.add_argument("--objects", type=int, default=20, help="held-out objects or doors")
+    dep.add_argument(
+        "--episodes", type=int, default=None, help="exploration episodes K (default: bundle)"
+    )
+    dep.add_argument("--post-episodes", type=int, default=3, help="episodes scored after")
+    dep.add_argument("--steps", type=int, default=None, help="inner steps n (default: bundle)")
+    dep.add_argument("--seed", type=int, default=0, help="seed of the objects, robot and noise")
+    dep.add_argument("--providers", default="cpu", help="ONNX Runtime providers, e.g. cuda,cpu")
+    dep.add_argument("--gif", default=None, metavar="PATH", help="before/after GIF, 1st object")
+    dep.add_argument(
+        "--out", default=None, metavar="DIR", help="report directory (default BUNDLE/../deploy)"
+    )
+
     spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
     spec.add_argument("families", nargs="+", metavar="FAMILY")
 
     bench = sub.add_parser("bench", help="benchmarks that print tables of measured ratios")
     bench.add_argument(
         "suite",
-        choices=["sim", "export", "sampler"],
+        choices=["sim", "export", "sampler", "runtime"],
         help="sim: env steps/s vs physics ceiling; export: ONNX inner step vs torch; "
-        "sampler: 1 vs 2 processes vs Ray",
+        "sampler: 1 vs 2 processes vs Ray; runtime BUNDLE: act() vs a numpy floor, adaptation, "
+        "control loop with adaptation alongside, RSS (one thread: sets OPENBLAS/OMP/"
+        "MKL_NUM_THREADS=1 before numpy loads)",
     )
+    bench.add_argument("bundle", nargs="?", default=None, help="runtime: the bundle directory")
+    bench.add_argument("--seconds", type=float, default=60.0, help="runtime: seconds per loop")
+    bench.add_argument(
+        "--rates", type=float, nargs="+", default=[100.0, 1000.0], help="runtime: loop rates, Hz"
+    )
+    bench.add_argument("--calls", type=int, default=20000, help="runtime: act() calls per repeat")
+    bench.add_argument("--json", default=None, metavar="PATH", help="runtime: also write figures")
     bench.add_argument("--families", nargs="+", default=["grasp", "door"])
     bench.add_argument("--engines", nargs="+", default=["mujoco", "pybullet"])
     bench.add_argument("--batch", type=int, default=64)
@@ -97,11 +147,49 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _bench_runtime(args: argparse.Namespace) -> None:
+    """``bench runtime BUNDLE``: print the table (and write the figures with ``--json``)."""
+    if args.bundle is None:
+        raise ValueError(
+            "bench runtime: give the bundle directory, e.g. `adapt-robot bench runtime "
+            "runs/grasp_bundle` (write one with `adapt-robot export RUN_DIR -o DIR`)"
+        )
+    from pathlib import Path
+
+    from adapt_robot.bench.runtime_bench import measure_runtime
+
+    result = measure_runtime(
+        args.bundle, seconds=args.seconds, rates=args.rates, calls=args.calls, repeats=args.repeats
+    )
+    print(result.table())
+    if args.json is not None:
+        Path(args.json).write_text(result.to_json() + "\n")
+        print(f"\nfigures: {args.json}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (errors print one clear line, status 2)."""
     args = _parser().parse_args(argv)
+    bench_runtime = args.command == "bench" and args.suite == "runtime"
+    if args.command == "deploy" or bench_runtime:
+        # Single-threaded BLAS for the adapter (multithreaded BLAS made one adaptation several
+        # times slower on 2 cores). BLAS reads these once, when numpy loads, and nothing
+        # imported above loads numpy. The benchmark always measures 1 thread; for deploy an
+        # explicit setting in the environment wins.
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if bench_runtime:
+                os.environ[var] = "1"
+            else:
+                os.environ.setdefault(var, "1")
     try:
-        if args.command == "experts":
+        if args.command == "demo":
+            from adapt_robot.config import load
+            from adapt_robot.jobs.demo import DemoConfig, run_demo, summary_table
+
+            demo_cfg = load(DemoConfig, args.launch, args.set)
+            print(summary_table(run_demo(demo_cfg)))
+            print(f"\nsummary, plots, GIF, bundle and training run in {demo_cfg.out_dir}/")
+        elif args.command == "experts":
             from adapt_robot.config import load
             from adapt_robot.jobs.experts import ExpertsConfig, experts_table, run_experts_job
 
@@ -121,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from adapt_robot.jobs.evaluate import eval_main
 
             print(eval_main(args))
+        elif args.command == "deploy":
+            from adapt_robot.jobs.deploy import deploy_main
+
+            print(deploy_main(args))
         elif args.command == "render":
             from adapt_robot.jobs.render import render_gif
 
@@ -140,7 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n\n".join(family_spec(name) for name in args.families))
         elif args.command == "bench":
-            if args.suite == "sim":
+            if args.bundle is not None and args.suite != "runtime":
+                raise ValueError(f"a bundle ({args.bundle}) is only read by `bench runtime`")
+            if args.suite == "runtime":
+                _bench_runtime(args)
+            elif args.suite == "sim":
                 from adapt_robot.bench.sim_bench import run_sim_bench
 
                 print(

@@ -42,26 +42,6 @@ def export(run: Path, out: Path) -> Path:
     return export_bundle(run, out)
 
 
-@pytest.fixture(scope="session")
-def point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("rt_point") / "run")
-
-
-@pytest.fixture(scope="session")
-def point_bundle(point_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(point_run, tmp_path_factory.mktemp("rt_point_bundle") / "b")
-
-
-@pytest.fixture(scope="session")
-def grasp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("rt_grasp") / "run", "family=grasp")
-
-
-@pytest.fixture(scope="session")
-def grasp_bundle(grasp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(grasp_run, tmp_path_factory.mktemp("rt_grasp_bundle") / "b")
-
-
 @pytest.fixture
 def point_bundle_copy(point_bundle: Path, tmp_path: Path) -> Path:
     """A private copy of the point bundle, free to damage."""

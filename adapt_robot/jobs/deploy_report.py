@@ -1,0 +1,485 @@
+"""What ``adapt-robot deploy`` measured: per-object results, aggregates with 95% CIs, files.
+
+Scoring follows the offline evaluation protocol (:mod:`adapt_robot.meta.evaluation`) so the
+figures compare with ``adapt-robot eval``: actions are sampled from the policy (not its mean),
+an episode is a success when the task was achieved at any step, its return is the undiscounted
+sum of rewards. **Before** = the ``K`` exploration episodes with the meta-parameters (also the
+adaptation batch); **after** = the post episodes with the adapted parameters. Success rates get
+a Wilson interval over episodes, returns a Student-t interval over per-object means, gains a
+paired t interval over objects (:mod:`adapt_robot.meta.stats`, numpy only).
+
+Episodes that started while the adaptation was still running on the worker (the loop never
+waits for it) are **transition** episodes: they are neither before nor after, and not scored.
+
+Torch-free (numpy and the standard library; matplotlib only inside :meth:`DeployReport.write`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, EpisodeRecord
+from adapt_robot.meta.stats import Interval, t_interval, wilson_interval
+from adapt_robot.runtime.adaptation import ACCEPTED
+from adapt_robot.runtime.loop_stats import LoopStats
+
+REPORT_FORMAT = 1
+JSON_FILE = "deploy.json"
+TABLE_FILE = "table.md"
+PLOT_FILE = "deploy.png"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectResult:
+    """Everything measured on one held-out object or door."""
+
+    index: int
+    """Position in the task draw (0-based)."""
+    task: dict[str, Any]
+    """The task's parameters (``TaskParams.as_dict()``)."""
+    episodes: tuple[EpisodeRecord, ...]
+    """Every episode of the run, in order."""
+    adapt_reason: str
+    """``accepted``, a rollback reason (``loss_increase``, ...), ``no_data`` or ``error``."""
+    adapt_ms: float
+    """Duration of the adaptation on the worker thread (NaN when none ran)."""
+    adapt_wall_ms: float
+    """From the episode boundary that started it to the new parameters being in (NaN: none)."""
+    loss_before: float
+    """Inner loss of the meta-parameters on the batch."""
+    loss_after: float
+    """Inner loss of the adapted parameters on the batch."""
+    update_norm: float
+    """L2 norm of the parameter update."""
+    batch_rows: int
+    """Transitions the adaptation ran on (0 when none ran)."""
+    dropped_rows: int
+    """Exploration transitions that did not fit the bundle's batch capacity."""
+    safety: dict[str, int]
+    """Safety counters of the adapter during this object's run."""
+    loop: LoopStats
+    """The control loop's own accounting of this run."""
+    act_us: tuple[float, float, float]
+    """``OnlineAdapter.act`` latency p50, p99, max in microseconds."""
+
+    def phase(self, name: str) -> list[EpisodeRecord]:
+        """The episodes of one phase."""
+        return [e for e in self.episodes if e.phase == name]
+
+    @property
+    def adapted(self) -> bool:
+        """The post episodes ran with adapted parameters (the adaptation was accepted)."""
+        return self.adapt_reason == ACCEPTED
+
+    def successes(self, name: str) -> int:
+        """Successful episodes of a phase."""
+        return sum(e.success for e in self.phase(name))
+
+    def mean_return(self, name: str) -> float:
+        """Mean return of a phase (NaN when it has no episode)."""
+        rets = [e.ret for e in self.phase(name)]
+        return float(np.mean(rets)) if rets else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        loop = dataclasses.asdict(self.loop)
+        loop.pop("controller")
+        scored = {
+            name: {
+                "episodes": len(self.phase(name)),
+                "successes": self.successes(name),
+                "returns": [e.ret for e in self.phase(name)],
+                "params_versions": [e.params_version for e in self.phase(name)],
+            }
+            for name in (BEFORE, AFTER)
+        }
+        return {
+            "index": self.index,
+            "task": self.task,
+            **scored,
+            "transition_episodes": len(self.phase(TRANSITION)),
+            "adapt": {
+                "reason": self.adapt_reason,
+                "accepted": self.adapted,
+                "ms": self.adapt_ms,
+                "wall_ms": self.adapt_wall_ms,
+                "loss_before": self.loss_before,
+                "loss_after": self.loss_after,
+                "update_norm": self.update_norm,
+                "batch_rows": self.batch_rows,
+                "dropped_rows": self.dropped_rows,
+            },
+            "episodes": [dataclasses.asdict(e) for e in self.episodes],
+            "safety": self.safety,
+            "loop": loop,
+            "act_us": dict(zip(("p50", "p99", "max"), self.act_us, strict=True)),
+        }
+
+
+def percentiles_us(samples_ns: np.ndarray) -> tuple[float, float, float]:
+    """p50, p99 and max of nanosecond samples, in microseconds (NaN when empty)."""
+    if samples_ns.size == 0:
+        return math.nan, math.nan, math.nan
+    p50, p99 = np.percentile(samples_ns, [50, 99]) / 1e3
+    return float(p50), float(p99), float(samples_ns.max()) / 1e3
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopSummary:
+    """The control loops of every object together (percentiles over all their ticks)."""
+
+    rate_hz: float
+    ticks: int
+    episodes: int
+    misses: int
+    """Ticks (not resets) that overran into the next slot."""
+    reset_misses: int
+    """Episode-reset ticks that overran."""
+    skipped_slots: int
+    robot_errors: int
+    controller_errors: int
+    safe_actions: int
+    elapsed_s: float
+    """Time inside the loops (the objects' set-up between loops not counted)."""
+    jitter_us: tuple[float, float, float]
+    """Tick start lateness p50, p99, max."""
+    compute_us: tuple[float, float, float]
+    """Tick compute (read, act, send/step, observe) p50, p99, max."""
+    act_us: tuple[float, float, float]
+    """``OnlineAdapter.act`` alone p50, p99, max."""
+
+    @property
+    def achieved_hz(self) -> float:
+        """Ticks per second inside the loops."""
+        return self.ticks / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @classmethod
+    def merge(
+        cls,
+        runs: Sequence[LoopStats],
+        jitter_ns: np.ndarray,
+        compute_ns: np.ndarray,
+        act_ns: np.ndarray,
+        rate_hz: float,
+    ) -> LoopSummary:
+        """Sum the runs' counters; percentiles from the pooled per-tick samples."""
+
+        def total(name: str) -> int:
+            return sum(int(getattr(s, name)) for s in runs)
+
+        return cls(
+            rate_hz=rate_hz,
+            ticks=total("ticks"),
+            episodes=total("episodes"),
+            misses=total("misses"),
+            reset_misses=total("reset_misses"),
+            skipped_slots=total("skipped_slots"),
+            robot_errors=total("robot_errors"),
+            controller_errors=total("controller_errors"),
+            safe_actions=total("safe_actions"),
+            elapsed_s=sum(s.elapsed_s for s in runs),
+            jitter_us=percentiles_us(jitter_ns),
+            compute_us=percentiles_us(compute_ns),
+            act_us=percentiles_us(act_ns),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        out = dataclasses.asdict(self)
+        for key in ("jitter_us", "compute_us", "act_us"):
+            out[key] = dict(zip(("p50", "p99", "max"), out[key], strict=True))
+        out["achieved_hz"] = self.achieved_hz
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployReport:
+    """The result of :func:`adapt_robot.jobs.deploy.run_deploy` (aggregates are properties)."""
+
+    bundle: str
+    family: str
+    robot: str
+    """``sim:ENGINE``."""
+    engine: str
+    trained_engine: str
+    """Engine of the training run (differs from ``engine`` in a sim-to-sim deployment)."""
+    split: str
+    rate_hz: float
+    episodes: int
+    """Exploration episodes ``K`` per object (the adaptation batch)."""
+    steps: int
+    """Inner steps ``n`` of the adaptation."""
+    post_episodes: int
+    horizon: int
+    """Control steps per episode."""
+    capacity: int
+    """Rows of the bundle's adaptation batch."""
+    seed: int
+    providers: tuple[str, ...]
+    """ONNX Runtime execution providers in use."""
+    objects: tuple[ObjectResult, ...]
+    loop: LoopSummary
+    safety: dict[str, int]
+    """Safety counters summed over every object."""
+    seconds: float
+    """Wall time of the whole job."""
+    gif: str | None = None
+    """The before/after GIF of the first object, when one was asked for."""
+    environment: dict[str, str] = field(default_factory=dict)
+    """Thread settings that change the timings (``OPENBLAS_NUM_THREADS``, ...)."""
+
+    # ------------------------------------------------------------------ aggregates
+    def _count(self, phase: str) -> tuple[int, int]:
+        return (
+            sum(o.successes(phase) for o in self.objects),
+            sum(len(o.phase(phase)) for o in self.objects),
+        )
+
+    @property
+    def success_before(self) -> Interval:
+        """Success rate of the exploration episodes (Wilson 95% CI over episodes)."""
+        return wilson_interval(*self._count(BEFORE))
+
+    @property
+    def success_after(self) -> Interval | None:
+        """Success rate of the post episodes (Wilson 95% CI); None if none completed."""
+        k, n = self._count(AFTER)
+        return wilson_interval(k, n) if n else None
+
+    @property
+    def return_before(self) -> Interval | None:
+        """Mean return before adapting (Student-t 95% CI over per-object means).
+
+        Objects whose mean is not finite (a NaN reward from the robot, counted in
+        ``safety["reward_faults"]``) are left out of every return figure; None if none is left.
+        """
+        return _finite_t([o.mean_return(BEFORE) for o in self.objects])
+
+    @property
+    def return_after(self) -> Interval | None:
+        """Mean return after adapting (Student-t 95% CI over per-object means)."""
+        return _finite_t([o.mean_return(AFTER) for o in self.objects if o.phase(AFTER)])
+
+    @property
+    def success_gain(self) -> Interval | None:
+        """Per-object success-rate change, after minus before (paired t 95% CI)."""
+        diffs = [
+            o.successes(AFTER) / len(o.phase(AFTER)) - o.successes(BEFORE) / len(o.phase(BEFORE))
+            for o in self.objects
+            if o.phase(AFTER) and o.phase(BEFORE)
+        ]
+        return t_interval(diffs) if diffs else None
+
+    @property
+    def return_gain(self) -> Interval | None:
+        """Per-object return change, after minus before (paired t 95% CI)."""
+        return _finite_t(
+            [o.mean_return(AFTER) - o.mean_return(BEFORE) for o in self.objects if o.phase(AFTER)]
+        )
+
+    @property
+    def adapt_outcomes(self) -> dict[str, int]:
+        """Objects per adaptation outcome (``accepted``, rollback reasons, ``no_data``, ...)."""
+        return dict(Counter(o.adapt_reason for o in self.objects))
+
+    @property
+    def adapt_ms(self) -> tuple[float, float]:
+        """Adaptation duration on the worker thread, p50 and max over objects (ms)."""
+        ms = [o.adapt_ms for o in self.objects if math.isfinite(o.adapt_ms)]
+        return (float(np.median(ms)), float(max(ms))) if ms else (math.nan, math.nan)
+
+    @property
+    def adapt_wall_ms(self) -> tuple[float, float]:
+        """Episode boundary to the swap, p50 and max over objects (ms)."""
+        ms = [o.adapt_wall_ms for o in self.objects if math.isfinite(o.adapt_wall_ms)]
+        return (float(np.median(ms)), float(max(ms))) if ms else (math.nan, math.nan)
+
+    @property
+    def transition_episodes(self) -> int:
+        """Episodes that started while an adaptation was running (not scored)."""
+        return sum(len(o.phase(TRANSITION)) for o in self.objects)
+
+    @property
+    def post_on_meta(self) -> int:
+        """Post episodes that ran with the meta-parameters (their adaptation was rolled back)."""
+        return sum(e.params_version == 0 for o in self.objects for e in o.phase(AFTER))
+
+    # ------------------------------------------------------------------ output
+    def to_json(self) -> dict[str, Any]:
+        """Everything, as written to ``deploy.json`` (NaN and inf written as null)."""
+
+        def iv(x: Interval | None) -> dict[str, Any] | None:
+            return x.to_dict() if x is not None else None
+
+        p50, mx = self.adapt_ms
+        w50, wmx = self.adapt_wall_ms
+        out = {
+            "format": REPORT_FORMAT,
+            "bundle": self.bundle,
+            "family": self.family,
+            "robot": self.robot,
+            "engine": self.engine,
+            "trained_engine": self.trained_engine,
+            "split": self.split,
+            "rate_hz": self.rate_hz,
+            "episodes": self.episodes,
+            "steps": self.steps,
+            "post_episodes": self.post_episodes,
+            "horizon": self.horizon,
+            "capacity": self.capacity,
+            "seed": self.seed,
+            "providers": list(self.providers),
+            "seconds": self.seconds,
+            "gif": self.gif,
+            "environment": self.environment,
+            "summary": {
+                "success_before": iv(self.success_before),
+                "success_after": iv(self.success_after),
+                "success_gain": iv(self.success_gain),
+                "return_before": iv(self.return_before),
+                "return_after": iv(self.return_after),
+                "return_gain": iv(self.return_gain),
+                "adapt_outcomes": self.adapt_outcomes,
+                "adapt_ms": {"p50": p50, "max": mx},
+                "adapt_wall_ms": {"p50": w50, "max": wmx},
+                "transition_episodes": self.transition_episodes,
+                "post_on_meta": self.post_on_meta,
+            },
+            "loop": self.loop.to_dict(),
+            "safety": self.safety,
+            "objects": [o.to_dict() for o in self.objects],
+        }
+        return _strict(out)
+
+    def table(self) -> str:
+        """Plain-text (Markdown) table of the figures that matter, with a header line."""
+        k, n = self._count(BEFORE)
+        ka, na = self._count(AFTER)
+        after, r_before, r_after = self.success_after, self.return_before, self.return_after
+        gain, r_gain = self.success_gain, self.return_gain
+        p50, mx = self.adapt_ms
+        w50, wmx = self.adapt_wall_ms
+        lp = self.loop
+        outcomes = ", ".join(f"{c} {r}" for r, c in sorted(self.adapt_outcomes.items()))
+        dropped = sum(o.dropped_rows for o in self.objects)
+        if dropped:
+            outcomes += f"; {dropped} rows dropped (K x horizon > capacity {self.capacity})"
+        rollbacks = ", ".join(
+            f"{key.removeprefix('rollbacks_')} {v}"
+            for key, v in self.safety.items()
+            if key.startswith("rollbacks_") and v
+        )
+        rows = [
+            ("success before (meta-params)", f"{_pct(self.success_before)} ({k}/{n} episodes)"),
+            ("success after (adapted)", f"{_pct(after)} ({ka}/{na} episodes)" if after else "—"),
+            ("success gain (points)", _points(gain) if gain else "—"),
+            ("return before", _num(r_before) if r_before else "—"),
+            ("return after", _num(r_after) if r_after else "—"),
+            ("return gain", _num(r_gain, sign=True) if r_gain else "—"),
+            ("adaptations", outcomes),
+            ("post episodes on meta-params", f"{self.post_on_meta} (rolled-back adaptations)"),
+            ("transition episodes", f"{self.transition_episodes} (adapting; not scored)"),
+            ("adapt ms p50 / max", f"{p50:.2f} / {mx:.2f} (worker thread)"),
+            ("adapt to swap ms p50 / max", f"{w50:.2f} / {wmx:.2f} (episode end to new params)"),
+            ("act latency us p50/p99/max", _triple(lp.act_us)),
+            ("tick compute us p50/p99/max", _triple(lp.compute_us)),
+            ("jitter us p50/p99/max", _triple(lp.jitter_us)),
+            (
+                "deadline misses",
+                f"{lp.misses} of {lp.ticks} ticks (+{lp.reset_misses} on reset ticks), "
+                f"{lp.skipped_slots} slots skipped",
+            ),
+            ("rate", f"{lp.rate_hz:g} Hz requested, {lp.achieved_hz:.1f} Hz achieved"),
+            (
+                "safety",
+                f"{self.safety.get('obs_faults', 0)} obs faults, "
+                f"{self.safety.get('reward_faults', 0)} reward faults, "
+                f"{self.safety.get('clipped_actions', 0)} clipped actions, "
+                f"{self.safety.get('rollbacks', 0)} rollbacks"
+                + (f" ({rollbacks})" if rollbacks else ""),
+            ),
+            (
+                "loop errors",
+                f"{lp.robot_errors} robot, {lp.controller_errors} controller, "
+                f"{lp.safe_actions} safe actions sent",
+            ),
+            ("wall time", f"{self.seconds:.1f} s ({lp.elapsed_s:.1f} s in the loops)"),
+        ]
+        head = (
+            f"Deploy {self.bundle}: {self.family} on {self.robot} (trained in "
+            f"{self.trained_engine}), {len(self.objects)} {self.split} objects, K={self.episodes} "
+            f"exploration episodes, n={self.steps} inner steps, {self.post_episodes} post "
+            f"episodes, {self.rate_hz:g} Hz, seed {self.seed}."
+        )
+        note = (
+            "Success: mean [95% Wilson CI] over episodes; return: mean [95% t CI] over objects; "
+            "gains: paired over objects. Actions sampled, as in `adapt-robot eval`."
+        )
+        w = max(len(a) for a, _ in rows)
+        v = max(len(b) for _, b in rows)
+        lines = [head, note, "", f"| {'figure':<{w}} | {'value':<{v}} |", f"|{'-' * (w + 2)}|"]
+        lines[-1] += f"{'-' * (v + 2)}|"
+        lines += [f"| {a:<{w}} | {b:<{v}} |" for a, b in rows]
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``deploy.json``, ``table.md`` and ``deploy.png`` into ``out_dir``; their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / JSON_FILE, "table": out / TABLE_FILE, "plot": out / PLOT_FILE}
+        text = json.dumps(self.to_json(), indent=1, allow_nan=False)
+        paths["json"].write_text(text + "\n")
+        paths["table"].write_text(self.table() + "\n")
+        from adapt_robot.jobs.deploy_figures import plot_report
+
+        plot_report(self, paths["plot"])
+        return paths
+
+
+def _finite_t(values: list[float]) -> Interval | None:
+    """Student-t interval of the finite ``values`` (None when there are none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return t_interval(finite) if finite else None
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.generic):
+        return _strict(value.item())
+    return value
+
+
+def _pct(iv: Interval) -> str:
+    return f"{iv.mean:.0%} [{iv.low:.0%}, {iv.high:.0%}]"
+
+
+def _num(iv: Interval, sign: bool = False) -> str:
+    fmt = "+.2f" if sign else ".2f"
+    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return f"{iv.mean:{fmt}} (one object: no CI)"
+    return f"{iv.mean:{fmt}} [{iv.low:.2f}, {iv.high:.2f}]"
+
+
+def _points(iv: Interval) -> str:
+    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return f"{100 * iv.mean:+.0f} (one object: no CI)"
+    return f"{100 * iv.mean:+.0f} [{100 * iv.low:+.0f}, {100 * iv.high:+.0f}]"
+
+
+def _triple(v: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.1f}" for x in v)
