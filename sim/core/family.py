@@ -25,6 +25,14 @@ EpisodeState = dict[str, np.ndarray]
 """Per-episode, per-env memory kept by the family (arrays with a leading batch axis)."""
 
 
+class PhysicsFaultWarning(RuntimeWarning):
+    """The engine failed to step an env (e.g. a MuJoCo error); that env was stopped.
+
+    Issued by engines that stop a failing env instead of letting the error end the process
+    (see :attr:`Physics.faulted`); the message names the env and its task.
+    """
+
+
 class Physics(ABC):
     """``batch`` environments of one family in one engine, each with its own task."""
 
@@ -35,6 +43,13 @@ class Physics(ABC):
         if batch < 1:
             raise ValueError(f"batch: expected an integer >= 1, got {batch}")
         self.batch = batch
+        self.faulted = np.zeros(batch, dtype=bool)
+        """Envs the engine failed to step since their last reset (a physics fault). A faulted
+        env no longer moves: :meth:`step` returns its last sensors until :meth:`reset`.
+        Engines that never fault leave it all False."""
+        self.fault_count = 0
+        """Physics faults since this object was made (each is also a
+        :class:`PhysicsFaultWarning`)."""
 
     @abstractmethod
     def set_tasks(self, tasks: Sequence[TaskParams]) -> None:

@@ -65,14 +65,18 @@ class TaskEnv(gym.Env[np.ndarray, np.ndarray]):
         return obs[0], {"task": self.task}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Gymnasium 5-tuple step; ``info["success"]`` says whether the task is achieved."""
+        """Gymnasium 5-tuple step.
+
+        ``info["success"]`` says whether the task is achieved, ``info["physics_fault"]`` whether
+        the engine failed to step (the episode then ends).
+        """
         obs, rew, term, trunc, info = self._vec.step(np.asarray(action)[None])
         return (
             obs[0],
             float(rew[0]),
             bool(term[0]),
             bool(trunc[0]),
-            {"success": bool(info["success"][0])},
+            {"success": bool(info["success"][0]), "physics_fault": bool(info["physics_fault"][0])},
         )
 
     def render(self) -> np.ndarray | None:

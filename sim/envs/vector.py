@@ -3,8 +3,11 @@
 Episodes have a fixed horizon (``family.max_steps``) and are reset together, which is what
 meta-RL samplers want (K episodes per task, all tasks at once). An env that terminates early
 (e.g. a broken object) keeps its last observation and gets zero reward until the next reset;
-``done`` says which. The per-step Python is a handful of vectorised numpy calls; the physics of
-all envs advances in one engine call where the engine can batch (MuJoCo's threaded rollout).
+``done`` says which. An env whose physics the engine failed to step (a MuJoCo error; see
+:attr:`sim.core.family.Physics.faulted`) terminates the same way, with zero reward, no success
+and ``info["physics_fault"]`` set. The per-step Python is a handful of vectorised numpy calls;
+the physics of all envs advances in one engine call where the engine can batch (MuJoCo's
+threaded rollout).
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ class VectorTaskEnv:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Step all envs with ``action [B, A]``.
 
-        Returns ``(obs, reward, terminated, truncated, info)`` with ``info["success"]``.
+        Returns ``(obs, reward, terminated, truncated, info)`` with ``info["success"]`` and
+        ``info["physics_fault"]`` (the envs the engine failed to step this time: they terminate
+        with their last observation, zero reward and no success).
         Raises ValueError for a wrong shape or a non-finite action before any physics runs.
         """
         if not self._state:
@@ -80,12 +85,15 @@ class VectorTaskEnv:
         # recomputes them from what it saw gets exactly the same numbers.
         next_obs = self.family.observe(sensors, self._state).astype(np.float32)
         live = ~self.done
-        next_obs = np.where(live[:, None], next_obs, self._obs)
+        fault = self.physics.faulted & live
+        moved = live & ~fault
+        next_obs = np.where(moved[:, None], next_obs, self._obs)
         raw_reward, success, ended = self.family.outcome(
             self._obs, a, next_obs, self._ctx, self._state
         )
-        reward = np.where(live, raw_reward, 0.0)
-        terminated = ended & live
+        reward = np.where(moved, raw_reward, 0.0)
+        success = success & ~fault
+        terminated = (ended | fault) & live
         self.t += 1
         truncated = np.full(self.batch, self.t >= self.max_steps) & live & ~terminated
         self.done |= terminated | truncated
@@ -95,7 +103,7 @@ class VectorTaskEnv:
             reward.astype(np.float64),
             terminated,
             truncated,
-            {"success": success},
+            {"success": success, "physics_fault": fault},
         )
 
     def render(self, index: int = 0, width: int = 320, height: int = 240) -> np.ndarray:
