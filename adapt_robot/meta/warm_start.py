@@ -44,6 +44,12 @@ class WarmStartConfig:
     batch_size: int = setting(512, doc="Minibatch rows.", ge=1)
     lr: float = setting(1e-3, doc="Adam step size of the cloning loss.", gt=0)
     envs: int = setting(32, doc="Environments stepped at once while demonstrating.", ge=1)
+    freeze_normalizer: bool = setting(
+        True,
+        doc="Keep the observation statistics of the demonstrations for the rest of training. "
+        "Live updates from the first, clumsy rollouts shift the inputs the clone was fitted to "
+        "and undo the warm start (grasp: success 0.09 -> 0.00 in two iterations).",
+    )
 
 
 @dataclass(frozen=True)
@@ -124,9 +130,11 @@ def clone(
     """Fit the policy mean to the expert actions (MSE), in place; returns the loss per epoch.
 
     The observation normaliser is first updated with the demonstration observations, so the
-    network sees normalised inputs from its first step. ``log_std`` is left as initialised.
+    network sees normalised inputs from its first step, and then frozen if
+    ``cfg.freeze_normalizer``. ``log_std`` is left as initialised.
     """
     policy.normalizer.update(demos.obs)
+    policy.normalizer.frozen = cfg.freeze_normalizer
     trained = [v for k, v in params.items() if k != "log_std"]
     optimizer = torch.optim.Adam(trained, lr=cfg.lr)
     obs = torch.as_tensor(demos.obs)

@@ -79,3 +79,28 @@ def test_trainer_warm_starts_once_counts_its_steps_and_checkpoints_it(tmp_path: 
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0, 1, 2]
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 2
+
+
+def test_normalizer_keeps_the_demonstration_statistics_unless_asked(tmp_path: Path) -> None:
+    over = [
+        *TINY,
+        "family=door",
+        "warm_start.tasks=2",
+        "warm_start.episodes_per_task=1",
+        "warm_start.epochs=1",
+        "budget.iterations=2",
+    ]
+    norms = {}
+    for freeze in ("true", "false"):
+        run = run_train(
+            SMOKE,
+            [*over, f"out_dir={tmp_path / freeze}", f"warm_start.freeze_normalizer={freeze}"],
+            resume=False,
+        )
+        norms[freeze] = load_checkpoint(run / "checkpoint.pt")["learner"]["normalizer"]
+    frozen, live = norms["true"], norms["false"]
+    assert frozen["frozen"] and not live["frozen"]
+    # Same demonstrations (same seed); only the unfrozen run folded in live rollouts.
+    demo_rows = 1 * 2 * 120  # episodes x tasks x horizon (door episodes run to the limit)
+    assert frozen["count"] <= demo_rows < live["count"]
+    assert frozen["mean"] != live["mean"]
