@@ -154,3 +154,12 @@ def test_killed_ray_worker_is_survived() -> None:
         s.close()
     finally:
         ray.shutdown()
+
+
+def test_pybullet_batches_are_capped_whatever_max_envs_says() -> None:
+    from adapt_robot.meta.samplers.config import PYBULLET_MAX_ENVS, SamplerConfig
+
+    # Each PyBullet env is a physics client of ~36 MB: a 500-env batch would take ~18 GB.
+    assert SamplerConfig(engine="pybullet").chunk_size(10) == PYBULLET_MAX_ENVS // 10
+    assert SamplerConfig(engine="pybullet", max_envs=20).chunk_size(10) == 2
+    assert SamplerConfig(engine="mujoco").chunk_size(10) == 4096 // 10

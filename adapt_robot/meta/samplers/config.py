@@ -7,6 +7,11 @@ from typing import Literal
 
 from adapt_robot.config import setting
 
+PYBULLET_MAX_ENVS = 64
+"""Env batch cap in PyBullet, whatever ``max_envs`` says: every PyBullet env is its own physics
+client of about 36 MB (grasp, measured), and a sampler keeps one batch per batch size, so the
+4096 default let a 50-task evaluation (500 + 150 envs) take over 23 GB and be killed."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SamplerConfig:
@@ -55,5 +60,6 @@ class SamplerConfig:
 
     def chunk_size(self, episodes_per_task: int) -> int:
         """Tasks per chunk for ``episodes_per_task`` episodes each."""
-        by_envs = max(1, self.max_envs // episodes_per_task)
+        cap = min(self.max_envs, PYBULLET_MAX_ENVS) if self.engine == "pybullet" else self.max_envs
+        by_envs = max(1, cap // episodes_per_task)
         return min(self.chunk_tasks or by_envs, by_envs)
