@@ -11,34 +11,49 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 
-# Smoke-trained runs and their bundles (runtime, deploy and bench tests): trained once per session.
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "launch" / "smoke.yaml")
+TINY = (
+    "budget.iterations=1",
+    "sampler.tasks_per_iter=2",
+    "sampler.episodes_per_task=2",
+    "eval.tasks=1",
+    "eval.episodes_per_task=1",
+)
+
+
+def train_tiny(out: Path, *overrides: str) -> Path:
+    """Train launch/smoke.yaml for one tiny iteration (plus ``overrides``) into ``out``."""
+    from adapt_robot.jobs.train import run_train
+
+    return run_train(SMOKE, [f"out_dir={out}", *TINY, *overrides], resume=False)
+
+
+def export(run: Path, out: Path) -> Path:
+    """Export ``run`` to a bundle at ``out``."""
+    from export import export_bundle
+
+    return export_bundle(run, out)
+
+
+# Smoke-trained runs and their bundles (runtime, deploy, bench and docs tests), once per session.
+# ``point`` has no reward.onnx (its reward uses the hidden goal); ``grasp`` carries one. Both
+# are trained for one tiny iteration: the tests need real exported graphs, not good policies.
 @pytest.fixture(scope="session")
 def point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train_tiny(tmp_path_factory.mktemp("rt_point") / "run")
+    return train_tiny(tmp_path_factory.mktemp("rt_point") / "run")
 
 
 @pytest.fixture(scope="session")
 def point_bundle(point_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _export(point_run, tmp_path_factory.mktemp("rt_point_bundle") / "b")
+    return export(point_run, tmp_path_factory.mktemp("rt_point_bundle") / "b")
 
 
 @pytest.fixture(scope="session")
 def grasp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train_tiny(tmp_path_factory.mktemp("rt_grasp") / "run", "family=grasp")
+    return train_tiny(tmp_path_factory.mktemp("rt_grasp") / "run", "family=grasp")
 
 
 @pytest.fixture(scope="session")
 def grasp_bundle(grasp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _export(grasp_run, tmp_path_factory.mktemp("rt_grasp_bundle") / "b")
-
-
-def _train_tiny(out: Path, *overrides: str) -> Path:
-    from tests.runtime.conftest import train_tiny
-
-    return train_tiny(out, *overrides)
-
-
-def _export(run: Path, out: Path) -> Path:
-    from tests.runtime.conftest import export
-
-    return export(run, out)
+    return export(grasp_run, tmp_path_factory.mktemp("rt_grasp_bundle") / "b")

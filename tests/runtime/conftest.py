@@ -1,8 +1,4 @@
-"""Smoke-trained runs and their bundles for the runtime tests (seconds each, once per session).
-
-``point`` has no reward.onnx (its reward uses the hidden goal); ``grasp`` carries one. Both are
-trained for one tiny iteration: the tests need real exported graphs, not good policies.
-"""
+"""Helpers of the runtime tests: damaged copies of the smoke bundles (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -16,30 +12,6 @@ import pytest
 import yaml
 
 from adapt_robot.runtime import sha256_file
-
-ROOT = Path(__file__).resolve().parents[2]
-SMOKE = str(ROOT / "launch" / "smoke.yaml")
-TINY = (
-    "budget.iterations=1",
-    "sampler.tasks_per_iter=2",
-    "sampler.episodes_per_task=2",
-    "eval.tasks=1",
-    "eval.episodes_per_task=1",
-)
-
-
-def train_tiny(out: Path, *overrides: str) -> Path:
-    """Train launch/smoke.yaml for one tiny iteration (plus ``overrides``) into ``out``."""
-    from adapt_robot.jobs.train import run_train
-
-    return run_train(SMOKE, [f"out_dir={out}", *TINY, *overrides], resume=False)
-
-
-def export(run: Path, out: Path) -> Path:
-    """Export ``run`` to a bundle at ``out``."""
-    from export import export_bundle
-
-    return export_bundle(run, out)
 
 
 @pytest.fixture
