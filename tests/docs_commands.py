@@ -63,7 +63,8 @@ RUNS: dict[str, Run] = {
     ),
     ".venv/bin/adapt-robot train launch/point_maml.yaml": Run(" --set budget.iterations=2"),
     ".venv/bin/adapt-robot train launch/grasp_maml.yaml": Run(TINY_TRAIN),
-    ".venv/bin/adapt-robot train launch/grasp_ppo_dr.yaml": Run(TINY_TRAIN),
+    ".venv/bin/adapt-robot train launch/grasp_ppo_dr.yaml --set budget.env_steps=5530273 "
+    "--set budget.minutes=60": Run(TINY_TRAIN),
     ".venv/bin/adapt-robot eval runs/grasp_maml runs/grasp_ppo_dr": Run(TINY_EVAL),
     ".venv/bin/adapt-robot eval runs/grasp_maml --backend pybullet": Run(TINY_EVAL),
     ".venv/bin/adapt-robot deploy runs/demo/bundle --robot sim:pybullet --task-split test "
