@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.config import ConfigError
 
 
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # times slower on 2 cores). BLAS reads these once, when numpy loads, and nothing
         # imported above loads numpy. The benchmark always measures 1 thread; for deploy an
         # explicit setting in the environment wins.
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in BLAS_THREAD_VARS:
             if bench_runtime:
                 os.environ[var] = "1"
             else:

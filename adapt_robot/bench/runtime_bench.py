@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.bench.runtime_floor import NumpyPolicy, check_floor, torch_forward
 from adapt_robot.bench.runtime_report import Latency, LoopResult, RssResult, RuntimeBenchResult
 from adapt_robot.runtime import (
@@ -67,8 +68,6 @@ from adapt_robot.runtime.bundle_format import Manifest
 from adapt_robot.runtime.loop import ControlLoop, LoopConfig
 from adapt_robot.runtime.sessions import CPU, create_session
 
-ONE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-"""Must be ``1`` before numpy is imported (the CLI sets them)."""
 ADAPT_EPISODES = 10
 """Episodes per full adaptation (fewer when the bundle's capacity holds fewer)."""
 ADAPTS_PER_S = 5.0
@@ -330,7 +329,7 @@ print(json.dumps({"rss_mb": mb.get("VmRSS"), "hwm_mb": mb.get("VmHWM"), "heavy":
 def runtime_rss(bundle_dir: str | Path) -> RssResult:
     """Memory of a fresh process running only the runtime (see the module docstring)."""
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, **dict.fromkeys(ONE_THREAD_ENV, "1")}
+    env = {**os.environ, **dict.fromkeys(BLAS_THREAD_VARS, "1")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
     proc = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT, str(bundle_dir), ",".join(HEAVY)],
@@ -373,7 +372,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnxruntime": ort.__version__,
-        "threads_env": {v: os.environ.get(v, "unset") for v in ONE_THREAD_ENV},
+        "threads_env": {v: os.environ.get(v, "unset") for v in BLAS_THREAD_VARS},
     }
 
 

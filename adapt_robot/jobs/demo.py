@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.config import ConfigError, dump, setting
 
 # Run in the deploy child before anything else: no torch, single-threaded BLAS (a multithreaded
@@ -164,7 +165,7 @@ def _deploy_torch_free(bundle: Path, out: Path, d: DemoDeploy, seed: int) -> Non
     if d.gif:
         args += ["--gif", str(out / "before_after.gif")]
     env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in BLAS_THREAD_VARS:
         env.setdefault(var, "1")
     done = subprocess.run([sys.executable, "-c", _TORCH_FREE_CLI, *args], env=env, check=False)
     if done.returncode != 0:

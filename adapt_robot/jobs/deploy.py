@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.config import ConfigError
 from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, ScoredController
 from adapt_robot.jobs.deploy_report import DeployReport, LoopSummary, ObjectResult, percentiles_us
@@ -57,7 +58,6 @@ TASK_STREAM = 101
 so ``deploy --seed S --objects M`` runs on the tasks ``eval --seed S --tasks M`` scores."""
 TRANSITION_LIMIT = 10
 """Most episodes a run may spend waiting for its adaptation before the loop is stopped."""
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Set to 1 by the CLI before numpy is imported (see :mod:`adapt_robot.runtime.adapter`)."""
 _FLAGS = {
     "bundle": "BUNDLE",
