@@ -6,7 +6,7 @@ an episode is a success when the task was achieved at any step, its return is th
 sum of rewards. **Before** = the ``K`` exploration episodes with the meta-parameters (also the
 adaptation batch); **after** = the post episodes with the adapted parameters. Success rates get
 a Wilson interval over episodes, returns a Student-t interval over per-object means, gains a
-paired t interval over objects (:mod:`adapt_robot.meta.stats`, numpy only).
+paired t interval over objects (:mod:`adapt_robot.reporting.stats`, numpy only).
 
 Episodes that started while the adaptation was still running on the worker (the loop never
 waits for it) are **transition** episodes: they are neither before nor after, and not scored.
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, EpisodeRecord
-from adapt_robot.meta.stats import Interval, t_interval, wilson_interval
+from adapt_robot.reporting.stats import Interval, t_interval, wilson_interval
 from adapt_robot.runtime.adaptation import ACCEPTED
 from adapt_robot.runtime.loop_stats import LoopStats
 

@@ -27,7 +27,7 @@ from adapt_robot.config import ConfigError
 if TYPE_CHECKING:
     from adapt_robot.meta.algorithms import Learner
     from adapt_robot.meta.evaluation import EvalProtocol, EvalReport
-    from adapt_robot.meta.stats import Interval
+    from adapt_robot.reporting.stats import Interval
 
 REPORT = "report.json"
 CURVE = "adaptation_curve.png"

@@ -40,7 +40,7 @@ from adapt_robot.config import ConfigError, setting
 from adapt_robot.meta.algorithms import Learner
 from adapt_robot.meta.inner import MAX_INNER_STEPS, batched_adapt, stack_batches
 from adapt_robot.meta.policy import Params, detach
-from adapt_robot.meta.stats import Interval, t_interval, wilson_interval
+from adapt_robot.reporting.stats import Interval, t_interval, wilson_interval
 
 REPORT_FORMAT = 1
 _TASK_STREAM = 101
