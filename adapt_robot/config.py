@@ -3,6 +3,12 @@
 Every job has one frozen, keyword-only dataclass config. Fields may declare bounds and choices
 with :func:`setting`; ``--set key.path=value`` overrides are applied to the raw mapping before
 validation, so an override is checked exactly like the file. Unknown keys are errors.
+
+:func:`build` is the one validator of the project's structured files: launch files and the
+bundle manifest (``adapt_robot.runtime.bundle_format``) both go through it. It imports only
+the standard library and PyYAML, so the on-device runtime can use it. Besides field types and
+:func:`setting` / :func:`bounded` bounds, a dataclass may check relations between its fields
+in ``__post_init__`` by raising :class:`FieldError`; :func:`build` prefixes the key path.
 """
 
 from __future__ import annotations
@@ -25,6 +31,27 @@ class ConfigError(ValueError):
     """A launch file or override is invalid; the message names the key path and the reason."""
 
 
+class FieldError(ConfigError):
+    """A field of a constructed dataclass is invalid (raised by its ``__post_init__``).
+
+    :func:`build` turns it into a :class:`ConfigError` whose message starts with the full key
+    path (``action.low``), so a relation between fields is reported like any bad value.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        """The field (relative to the dataclass raising it; may itself be dotted)."""
+        self.reason = reason
+        """What is wrong and what was expected."""
+
+
+def _bounds(
+    gt: float | None, ge: float | None, le: float | None, lt: float | None, allow_inf: bool
+) -> dict[str, Any]:
+    return {"gt": gt, "ge": ge, "le": le, "lt": lt, "allow_inf": allow_inf}
+
+
 def setting(
     default: Any = dataclasses.MISSING,
     *,
@@ -32,12 +59,45 @@ def setting(
     gt: float | None = None,
     ge: float | None = None,
     le: float | None = None,
+    lt: float | None = None,
+    allow_inf: bool = False,
 ) -> Any:
-    """A config field with documentation and numeric bounds checked on load."""
-    meta = {"doc": doc, "gt": gt, "ge": ge, "le": le}
+    """A config field with documentation and numeric bounds checked on load.
+
+    ``allow_inf`` admits ``.inf`` / ``-.inf`` for a float field (never NaN); numbers are
+    otherwise required to be finite.
+    """
+    meta = {"doc": doc, **_bounds(gt, ge, le, lt, allow_inf)}
     if isinstance(default, list | dict | set):
         raise TypeError("use a tuple or a dataclass for container defaults")
     return dataclasses.field(default=default, metadata=meta)
+
+
+def bounded(
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    allow_inf: bool = False,
+) -> Any:
+    """A required field with bounds, for dataclasses documented by attribute docstrings.
+
+    The same checks as :func:`setting` (the bundle manifest's dataclasses use it).
+    """
+    return dataclasses.field(metadata=_bounds(gt, ge, le, lt, allow_inf))
+
+
+def check_fields(obj: Any) -> None:
+    """Check the declared bounds of every field of a constructed dataclass ``obj``.
+
+    For ``__post_init__`` of configs that are also built directly in code: the values are
+    held to the same bounds as a file. Raises :class:`FieldError` naming the field.
+    """
+    for f in dataclasses.fields(obj):
+        reason = _bound_error(f, getattr(obj, f.name))
+        if reason is not None:
+            raise FieldError(f.name, reason)
 
 
 class _Loader(yaml.SafeLoader):
@@ -119,10 +179,15 @@ def build(cls: type[T], data: Any, where: str = "") -> T:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{path}: required key is missing")
             continue
-        value = _convert(hints[name], data[name], path)
-        _check_bounds(f, value, path)
+        value = _convert(hints[name], data[name], path, bool(f.metadata.get("allow_inf")))
+        reason = _bound_error(f, value)
+        if reason is not None:
+            raise ConfigError(f"{path}: {reason}")
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except FieldError as err:
+        raise ConfigError(f"{_join(where, err.field)}: {err.reason}") from None
 
 
 def load(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
@@ -161,10 +226,28 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:
+def _convert(tp: Any, value: Any, path: str, allow_inf: bool = False) -> Any:
     origin = get_origin(tp)
+    if tp is Any:
+        return value
     if dataclasses.is_dataclass(tp):
         return build(typing.cast(type, tp), value, path)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {_show(value)}")
+        (item,) = get_args(tp)
+        return [_convert(item, v, f"{path}[{i}]", allow_inf) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {_show(value)}")
+        key_tp, value_tp = get_args(tp)
+        out = {}
+        for k, v in value.items():
+            where = _join(path, str(k))
+            if key_tp is str and not isinstance(k, str):
+                raise ConfigError(f"{where}: expected a string key, got {_show(k)}")
+            out[k] = _convert(value_tp, v, where, allow_inf)
+        return out
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -179,7 +262,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(arg, value, path)
+                return _convert(arg, value, path, allow_inf)
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {'; '.join(errors)}")
@@ -188,11 +271,13 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a list, got {_show(value)}")
         args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+            return tuple(
+                _convert(args[0], v, f"{path}[{i}]", allow_inf) for i, v in enumerate(value)
+            )
         if len(args) != len(value):
             raise ConfigError(f"{path}: expected a list of {len(args)} items, got {len(value)}")
         return tuple(
-            _convert(a, v, f"{path}[{i}]")
+            _convert(a, v, f"{path}[{i}]", allow_inf)
             for i, (a, v) in enumerate(zip(args, value, strict=False))
         )
     if tp is bool:
@@ -206,7 +291,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {_show(value)}")
-        if not math.isfinite(value):
+        if math.isnan(value) or (not allow_inf and not math.isfinite(value)):
             raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
@@ -216,13 +301,18 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     raise ConfigError(f"{path}: unsupported config type {tp!r}")
 
 
-def _check_bounds(f: dataclasses.Field[Any], value: Any, path: str) -> None:
+def _bound_error(f: dataclasses.Field[Any], value: Any) -> str | None:
+    """What breaks ``f``'s declared bounds in ``value`` (None: within them)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
-        return
-    gt, ge, le = f.metadata.get("gt"), f.metadata.get("ge"), f.metadata.get("le")
+        return None
+    meta = f.metadata
+    gt, ge, le, lt = meta.get("gt"), meta.get("ge"), meta.get("le"), meta.get("lt")
     if gt is not None and not value > gt:
-        raise ConfigError(f"{path}: expected a value > {gt}, got {value!r}")
+        return f"expected a value > {gt}, got {value!r}"
     if ge is not None and not value >= ge:
-        raise ConfigError(f"{path}: expected a value >= {ge}, got {value!r}")
+        return f"expected a value >= {ge}, got {value!r}"
     if le is not None and not value <= le:
-        raise ConfigError(f"{path}: expected a value <= {le}, got {value!r}")
+        return f"expected a value <= {le}, got {value!r}"
+    if lt is not None and not value < lt:
+        return f"expected a value < {lt}, got {value!r}"
+    return None

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from adapt_robot.config import setting
+from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import (
     Learner,
     check_finite,
@@ -48,7 +49,7 @@ class MAMLConfig:
 
     name: Literal["maml"] = setting("maml", doc="Algorithm name.")
     inner_lr: float = setting(
-        0.1, doc="Inner-loop SGD step size (initial value for Meta-SGD).", gt=0
+        0.1, doc="Inner-loop SGD step size (initial value for Meta-SGD).", gt=MIN_RATE
     )
     inner_steps: int = setting(
         1, doc="Inner steps on the task's batch (1-3).", ge=1, le=MAX_INNER_STEPS

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from adapt_robot.config import setting
+from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import Learner, check_finite, clipped_surrogate
 from adapt_robot.meta.inner import MAX_INNER_STEPS
 from adapt_robot.meta.policy import GaussianMLPPolicy, detach
@@ -32,7 +33,9 @@ class PPODRConfig:
     minibatches: int = setting(4, doc="Minibatches per epoch.", ge=1)
     clip: float = setting(0.2, doc="PPO ratio clip.", gt=0, le=1)
     max_grad_norm: float = setting(1.0, doc="Gradient norm clip.", gt=0)
-    inner_lr: float = setting(0.1, doc="Step size of the plain-PG fine-tuning at evaluation.", gt=0)
+    inner_lr: float = setting(
+        0.1, doc="Step size of the plain-PG fine-tuning at evaluation.", gt=MIN_RATE
+    )
     inner_steps: int = setting(
         1, doc="Fine-tuning steps at evaluation (1-3).", ge=1, le=MAX_INNER_STEPS
     )

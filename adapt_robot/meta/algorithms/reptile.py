@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from adapt_robot.config import setting
+from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import Learner, check_finite
 from adapt_robot.meta.inner import MAX_INNER_STEPS, batched_adapt, stack_batches
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
@@ -26,7 +27,7 @@ class ReptileConfig:
     """Reptile settings."""
 
     name: Literal["reptile"] = setting("reptile", doc="Algorithm name.")
-    inner_lr: float = setting(0.1, doc="Inner-loop SGD step size.", gt=0)
+    inner_lr: float = setting(0.1, doc="Inner-loop SGD step size.", gt=MIN_RATE)
     inner_steps: int = setting(
         1, doc="Inner steps at evaluation / on the robot (1-3).", ge=1, le=MAX_INNER_STEPS
     )
