@@ -37,6 +37,7 @@ import numpy as np
 from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.config import ConfigError
 from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, ScoredController
+from adapt_robot.jobs.deploy_output import render_table, write_report
 from adapt_robot.jobs.deploy_report import DeployReport, LoopSummary, ObjectResult, percentiles_us
 from adapt_robot.runtime.adapter import OnlineAdapter
 from adapt_robot.runtime.bundle import Bundle
@@ -272,7 +273,7 @@ def run_deploy(cfg: DeployConfig) -> DeployReport:
         environment={v: os.environ.get(v, "") for v in BLAS_THREAD_VARS},
     )
     if cfg.out_dir is not None:
-        report.write(cfg.out_dir)
+        write_report(report, cfg.out_dir)
     return report
 
 
@@ -377,7 +378,7 @@ def deploy_main(args: argparse.Namespace) -> str:
         raise ConfigError(msg) from err
     files = f"deploy.json, table.md and deploy.png in {out}/"
     gif = f"\nbefore/after GIF: {report.gif}" if report.gif else ""
-    return f"{report.table()}\n\n{files}{gif}"
+    return f"{render_table(report)}\n\n{files}{gif}"
 
 
 def _flag_message(msg: str) -> str:

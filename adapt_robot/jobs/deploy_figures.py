@@ -1,7 +1,9 @@
 """Figures of ``adapt-robot deploy``: the report's plot and the before/after GIF.
 
-Both run after the timed control loops. matplotlib (Agg), Pillow and imageio are imported inside
-the functions. No torch: the GIF replays run the exported policy with ONNX Runtime.
+Both run after the timed control loops and render data they are given: the plot a
+:class:`~adapt_robot.jobs.deploy_report.DeployReport`, the GIF two replayed episodes (written by
+:mod:`adapt_robot.reporting.gif`). matplotlib (Agg), Pillow and imageio are imported inside the
+functions. No torch: the GIF replays run the exported policy with ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from adapt_robot.deploy.scoring import AFTER, BEFORE
+from adapt_robot.reporting.figures import agg_figure, error_bars, save_figure
+from adapt_robot.reporting.gif import caption_frame, write_gif
 from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.sessions import SessionSettings, create_session, resolve_providers
 
@@ -28,11 +32,7 @@ GIF_STREAM = 107
 
 def plot_report(report: DeployReport, path: Path) -> None:
     """Mean return per episode index (adaptation marked) and success before/after (Agg)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(11, 4)
     ax_r, ax_s = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     k = report.episodes
     for name, offset, color in ((BEFORE, 1, "tab:blue"), (AFTER, k + 1, "tab:orange")):
@@ -76,9 +76,8 @@ def plot_report(report: DeployReport, path: Path) -> None:
         if iv is None:
             continue
         ax_s.bar(i, iv.mean, color=("tab:blue", "tab:orange")[i], alpha=0.8)
-        ax_s.errorbar(
-            i, iv.mean, yerr=[[iv.mean - iv.low], [iv.high - iv.mean]], color="k", capsize=6
-        )
+        below, above = error_bars([iv])
+        ax_s.errorbar(i, iv.mean, yerr=[below, above], color="k", capsize=6)
         ax_s.text(i, iv.high + 0.02, f"{iv.mean:.0%}", ha="center", fontsize=9)
     ax_s.set_xticks([0, 1], [f"before\n(K={k})", f"after\n({report.post_episodes} post)"])
     ax_s.set_ylim(0, 1.1)
@@ -88,9 +87,7 @@ def plot_report(report: DeployReport, path: Path) -> None:
         f"{report.family} on {report.robot}: {len(report.objects)} held-out {report.split} "
         f"objects at {report.rate_hz:g} Hz"
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _replay(
@@ -101,8 +98,11 @@ def _replay(
     task: TaskParams,
     seed: int,
     size: tuple[int, int],
-) -> tuple[list[np.ndarray], float, bool]:
-    """One rendered episode acting with ``params`` (sampled actions, seeded noise, clipped)."""
+) -> tuple[list[np.ndarray], float, bool, float]:
+    """One rendered episode acting with ``params`` (sampled actions, seeded noise, clipped).
+
+    Returns the frames, the return, whether the task was achieved and the control rate (Hz).
+    """
     from adapt_robot.deploy.sim_robot import SimRobot
 
     session = create_session(
@@ -125,21 +125,8 @@ def _replay(
             obs = robot.read_obs()
             frames.append(robot.render(*size))
         success = robot.success() is True
-    return frames, ret, success
-
-
-def _caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    """``frame`` below a dark band holding ``lines`` (the scene is not covered)."""
-    from PIL import Image, ImageDraw
-
-    scene = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
-    band = 6 + 12 * len(lines)
-    img = Image.new("RGB", (scene.width, scene.height + band), (20, 20, 20))
-    img.paste(scene, (0, band))
-    draw = ImageDraw.Draw(img)
-    for i, text in enumerate(lines):
-        draw.text((4, 3 + 12 * i), text, fill=(255, 255, 255))
-    return np.asarray(img)
+        fps = 1.0 / robot.control_period_s
+    return frames, ret, success, fps
 
 
 def write_before_after_gif(
@@ -159,15 +146,12 @@ def write_before_after_gif(
     Runs after the timed loops (rendering is slow); both episodes use the same task, the same
     robot seed and the same action noise, so only the parameters differ.
     """
-    from sim.experts.record import write_gif
-    from sim.registry import get_family
-
     frames: list[np.ndarray] = []
+    fps = 0.0
     after = "after adaptation" if accepted else "after adaptation (rolled back: meta-params)"
     for label, params in (("before adaptation", bundle.params), (after, adapted)):
-        shots, ret, success = _replay(bundle, providers, params, robot_cfg, task, seed, size)
+        shots, ret, success, fps = _replay(bundle, providers, params, robot_cfg, task, seed, size)
         info = f"return {ret:.2f}, success: {'yes' if success else 'no'}"
-        captioned = [_caption(f, [label, info]) for f in shots]
+        captioned = [caption_frame(f, [label, info]) for f in shots]
         frames += captioned + [captioned[-1]] * 5  # hold the last frame a moment
-    fps = float(get_family(robot_cfg.family).control_hz)
     return write_gif(frames, path, fps)

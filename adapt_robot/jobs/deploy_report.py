@@ -11,18 +11,19 @@ paired t interval over objects (:mod:`adapt_robot.reporting.stats`, numpy only).
 Episodes that started while the adaptation was still running on the worker (the loop never
 waits for it) are **transition** episodes: they are neither before nor after, and not scored.
 
-Torch-free (numpy and the standard library; matplotlib only inside :meth:`DeployReport.write`).
+Torch-free (numpy and the standard library). This module holds data only: the table is
+rendered by :mod:`adapt_robot.jobs.deploy_output`, the plot by
+:mod:`adapt_robot.jobs.deploy_figures`, and the files are written by
+:func:`adapt_robot.jobs.deploy_output.write_report`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,6 @@ from adapt_robot.runtime.adaptation import ACCEPTED
 from adapt_robot.runtime.loop_stats import LoopStats
 
 REPORT_FORMAT = 1
-JSON_FILE = "deploy.json"
-TABLE_FILE = "table.md"
-PLOT_FILE = "deploy.png"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,7 +236,8 @@ class DeployReport:
     """Thread settings that change the timings (``OPENBLAS_NUM_THREADS``, ...)."""
 
     # ------------------------------------------------------------------ aggregates
-    def _count(self, phase: str) -> tuple[int, int]:
+    def counts(self, phase: str) -> tuple[int, int]:
+        """Successful and all episodes of a phase, over every object."""
         return (
             sum(o.successes(phase) for o in self.objects),
             sum(len(o.phase(phase)) for o in self.objects),
@@ -247,12 +246,12 @@ class DeployReport:
     @property
     def success_before(self) -> Interval:
         """Success rate of the exploration episodes (Wilson 95% CI over episodes)."""
-        return wilson_interval(*self._count(BEFORE))
+        return wilson_interval(*self.counts(BEFORE))
 
     @property
     def success_after(self) -> Interval | None:
         """Success rate of the post episodes (Wilson 95% CI); None if none completed."""
-        k, n = self._count(AFTER)
+        k, n = self.counts(AFTER)
         return wilson_interval(k, n) if n else None
 
     @property
@@ -360,90 +359,6 @@ class DeployReport:
         }
         return _strict(out)
 
-    def table(self) -> str:
-        """Plain-text (Markdown) table of the figures that matter, with a header line."""
-        k, n = self._count(BEFORE)
-        ka, na = self._count(AFTER)
-        after, r_before, r_after = self.success_after, self.return_before, self.return_after
-        gain, r_gain = self.success_gain, self.return_gain
-        p50, mx = self.adapt_ms
-        w50, wmx = self.adapt_wall_ms
-        lp = self.loop
-        outcomes = ", ".join(f"{c} {r}" for r, c in sorted(self.adapt_outcomes.items()))
-        dropped = sum(o.dropped_rows for o in self.objects)
-        if dropped:
-            outcomes += f"; {dropped} rows dropped (K x horizon > capacity {self.capacity})"
-        rollbacks = ", ".join(
-            f"{key.removeprefix('rollbacks_')} {v}"
-            for key, v in self.safety.items()
-            if key.startswith("rollbacks_") and v
-        )
-        rows = [
-            ("success before (meta-params)", f"{_pct(self.success_before)} ({k}/{n} episodes)"),
-            ("success after (adapted)", f"{_pct(after)} ({ka}/{na} episodes)" if after else "—"),
-            ("success gain (points)", _points(gain) if gain else "—"),
-            ("return before", _num(r_before) if r_before else "—"),
-            ("return after", _num(r_after) if r_after else "—"),
-            ("return gain", _num(r_gain, sign=True) if r_gain else "—"),
-            ("adaptations", outcomes),
-            ("post episodes on meta-params", f"{self.post_on_meta} (rolled-back adaptations)"),
-            ("transition episodes", f"{self.transition_episodes} (adapting; not scored)"),
-            ("adapt ms p50 / max", f"{p50:.2f} / {mx:.2f} (worker thread)"),
-            ("adapt to swap ms p50 / max", f"{w50:.2f} / {wmx:.2f} (episode end to new params)"),
-            ("act latency us p50/p99/max", _triple(lp.act_us)),
-            ("tick compute us p50/p99/max", _triple(lp.compute_us)),
-            ("jitter us p50/p99/max", _triple(lp.jitter_us)),
-            (
-                "deadline misses",
-                f"{lp.misses} of {lp.ticks} ticks (+{lp.reset_misses} on reset ticks), "
-                f"{lp.skipped_slots} slots skipped",
-            ),
-            ("rate", f"{lp.rate_hz:g} Hz requested, {lp.achieved_hz:.1f} Hz achieved"),
-            (
-                "safety",
-                f"{self.safety.get('obs_faults', 0)} obs faults, "
-                f"{self.safety.get('reward_faults', 0)} reward faults, "
-                f"{self.safety.get('clipped_actions', 0)} clipped actions, "
-                f"{self.safety.get('rollbacks', 0)} rollbacks"
-                + (f" ({rollbacks})" if rollbacks else ""),
-            ),
-            (
-                "loop errors",
-                f"{lp.robot_errors} robot, {lp.controller_errors} controller, "
-                f"{lp.safe_actions} safe actions sent",
-            ),
-            ("wall time", f"{self.seconds:.1f} s ({lp.elapsed_s:.1f} s in the loops)"),
-        ]
-        head = (
-            f"Deploy {self.bundle}: {self.family} on {self.robot} (trained in "
-            f"{self.trained_engine}), {len(self.objects)} {self.split} objects, K={self.episodes} "
-            f"exploration episodes, n={self.steps} inner steps, {self.post_episodes} post "
-            f"episodes, {self.rate_hz:g} Hz, seed {self.seed}."
-        )
-        note = (
-            "Success: mean [95% Wilson CI] over episodes; return: mean [95% t CI] over objects; "
-            "gains: paired over objects. Actions sampled, as in `adapt-robot eval`."
-        )
-        w = max(len(a) for a, _ in rows)
-        v = max(len(b) for _, b in rows)
-        lines = [head, note, "", f"| {'figure':<{w}} | {'value':<{v}} |", f"|{'-' * (w + 2)}|"]
-        lines[-1] += f"{'-' * (v + 2)}|"
-        lines += [f"| {a:<{w}} | {b:<{v}} |" for a, b in rows]
-        return "\n".join(lines)
-
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``deploy.json``, ``table.md`` and ``deploy.png`` into ``out_dir``; their paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"json": out / JSON_FILE, "table": out / TABLE_FILE, "plot": out / PLOT_FILE}
-        text = json.dumps(self.to_json(), indent=1, allow_nan=False)
-        paths["json"].write_text(text + "\n")
-        paths["table"].write_text(self.table() + "\n")
-        from adapt_robot.jobs.deploy_figures import plot_report
-
-        plot_report(self, paths["plot"])
-        return paths
-
 
 def _finite_t(values: list[float]) -> Interval | None:
     """Student-t interval of the finite ``values`` (None when there are none)."""
@@ -462,24 +377,3 @@ def _strict(value: Any) -> Any:
     if isinstance(value, np.generic):
         return _strict(value.item())
     return value
-
-
-def _pct(iv: Interval) -> str:
-    return f"{iv.mean:.0%} [{iv.low:.0%}, {iv.high:.0%}]"
-
-
-def _num(iv: Interval, sign: bool = False) -> str:
-    fmt = "+.2f" if sign else ".2f"
-    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
-        return f"{iv.mean:{fmt}} (one object: no CI)"
-    return f"{iv.mean:{fmt}} [{iv.low:.2f}, {iv.high:.2f}]"
-
-
-def _points(iv: Interval) -> str:
-    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
-        return f"{100 * iv.mean:+.0f} (one object: no CI)"
-    return f"{100 * iv.mean:+.0f} [{100 * iv.low:+.0f}, {100 * iv.high:+.0f}]"
-
-
-def _triple(v: tuple[float, float, float]) -> str:
-    return " / ".join(f"{x:.1f}" for x in v)

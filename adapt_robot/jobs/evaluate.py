@@ -27,7 +27,6 @@ from adapt_robot.config import ConfigError
 if TYPE_CHECKING:
     from adapt_robot.meta.algorithms import Learner
     from adapt_robot.meta.evaluation import EvalProtocol, EvalReport
-    from adapt_robot.reporting.stats import Interval
 
 REPORT = "report.json"
 CURVE = "adaptation_curve.png"
@@ -173,26 +172,25 @@ def write_outputs(out_dir: Path, labels: list[str], reports: list[EvalReport]) -
     plot_curves(labels, reports, out_dir / CURVE)
 
 
-def _pct(iv: Interval) -> str:
-    return f"{iv.mean:.0%} [{iv.low:.0%}, {iv.high:.0%}]"
-
-
-def _num(iv: Interval, sign: bool = False) -> str:
-    fmt = "+.2f" if sign else ".2f"
-    return f"{iv.mean:{fmt}} [{iv.low:.2f}, {iv.high:.2f}]"
-
-
-def _points(iv: Interval) -> str:
-    """A success-rate change in percentage points."""
-    return f"{100 * iv.mean:+.0f} [{100 * iv.low:+.0f}, {100 * iv.high:+.0f}]"
-
-
 def comparison_table(labels: list[str], reports: list[EvalReport]) -> str:
     """Markdown tables of success and return, pre and after each inner step, with 95% CIs."""
+    from adapt_robot.reporting.cells import mean_cell, points_cell, rate_cell
+    from adapt_robot.reporting.tables import markdown_table
+
     p = reports[0].protocol
     steps = max(r.protocol.max_inner_steps for r in reports)
-    head = " | ".join(["pre", *(f"post@{n}" for n in range(1, steps + 1))])
-    rule = "|---" * (steps + 5) + "|"
+    stages = ["pre", *(f"post@{n}" for n in range(1, steps + 1))]
+    success_rows: list[list[object]] = []
+    return_rows: list[list[object]] = []
+    for label, r in zip(labels, reports, strict=True):
+        curve = r.curve()
+        pad: list[object] = [None] * (steps + 1 - len(curve))
+        s_gain, r_gain = curve[-1].success_gain, curve[-1].return_gain
+        s_cell = points_cell(s_gain, unit="task") if s_gain else None
+        r_cell = mean_cell(r_gain, sign=True, unit="task") if r_gain else None
+        run = [label, r.algo, r.engine]
+        success_rows.append([*run, *(rate_cell(s.success) for s in curve), *pad, s_cell])
+        return_rows.append([*run, *(mean_cell(s.ret, unit="task") for s in curve), *pad, r_cell])
     lines = [
         f"Held-out evaluation: {p.tasks} {p.split} tasks (seed {p.seed}), "
         f"K={p.exploration_episodes} exploration episodes (pre-adaptation and the inner-step "
@@ -200,26 +198,15 @@ def comparison_table(labels: list[str], reports: list[EvalReport]) -> str:
         "Success: mean [95% Wilson CI] over episodes; return: mean [95% Student-t CI] over "
         "tasks; gain: paired change from pre-adaptation after the last step [95% t CI].",
         "",
-        f"| run | algo | engine | success {head} | gain (points) |",
-        rule,
+        markdown_table(
+            ["run", "algo", "engine", f"success {stages[0]}", *stages[1:], "gain (points)"],
+            success_rows,
+        ),
+        "",
+        markdown_table(
+            ["run", "algo", "engine", f"return {stages[0]}", *stages[1:], "gain"], return_rows
+        ),
     ]
-    for label, r in zip(labels, reports, strict=True):
-        curve = r.curve()
-        cells = [_pct(s.success) for s in curve] + ["—"] * (steps + 1 - len(curve))
-        gain = curve[-1].success_gain
-        lines.append(
-            f"| {label} | {r.algo} | {r.engine} | {' | '.join(cells)} | "
-            f"{_points(gain) if gain else '—'} |"
-        )
-    lines += ["", f"| run | algo | engine | return {head} | gain |", rule]
-    for label, r in zip(labels, reports, strict=True):
-        curve = r.curve()
-        cells = [_num(s.ret) for s in curve] + ["—"] * (steps + 1 - len(curve))
-        gain = curve[-1].return_gain
-        lines.append(
-            f"| {label} | {r.algo} | {r.engine} | {' | '.join(cells)} | "
-            f"{_num(gain, sign=True) if gain else '—'} |"
-        )
     rolled = [f"{lb}: {sum(r.rolled_back)}" for lb, r in zip(labels, reports, strict=True)]
     if any(sum(r.rolled_back) for r in reports):
         lines += ["", f"Non-finite inner steps rolled back (task-steps): {', '.join(rolled)}"]
@@ -228,11 +215,9 @@ def comparison_table(labels: list[str], reports: list[EvalReport]) -> str:
 
 def plot_curves(labels: list[str], reports: list[EvalReport], path: Path) -> None:
     """The adaptation curve (success and return vs inner steps, 95% CIs) as a PNG (Agg)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from adapt_robot.reporting.figures import agg_figure, error_bars, save_figure
 
-    fig = Figure(figsize=(10, 4))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(10, 4)
     ax_s, ax_r = fig.subplots(1, 2)
     width = 0.06 * (len(reports) - 1)
     for i, (label, r) in enumerate(zip(labels, reports, strict=True)):
@@ -240,12 +225,14 @@ def plot_curves(labels: list[str], reports: list[EvalReport], path: Path) -> Non
         shift = (i / max(len(reports) - 1, 1) - 0.5) * width if len(reports) > 1 else 0.0
         x = [s.inner_steps + shift for s in curve]
         for ax, ivs in ((ax_s, [s.success for s in curve]), (ax_r, [s.ret for s in curve])):
-            y = [iv.mean for iv in ivs]
             # An unbounded end (a t interval of one task) is drawn without a bar.
-            below = [iv.mean - iv.low if iv.low > -float("inf") else 0.0 for iv in ivs]
-            above = [iv.high - iv.mean if iv.high < float("inf") else 0.0 for iv in ivs]
             ax.errorbar(
-                x, y, yerr=[below, above], marker="o", capsize=3, label=f"{label} ({r.algo})"
+                x,
+                [iv.mean for iv in ivs],
+                yerr=error_bars(ivs),
+                marker="o",
+                capsize=3,
+                label=f"{label} ({r.algo})",
             )
     steps = max(r.protocol.max_inner_steps for r in reports)
     p = reports[0].protocol
@@ -261,9 +248,7 @@ def plot_curves(labels: list[str], reports: list[EvalReport], path: Path) -> Non
         f"{reports[0].family} ({engines}): {p.tasks} held-out {p.split} tasks, "
         f"K={p.exploration_episodes}, {p.post_episodes} episodes per step"
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def _labels(paths: list[Path]) -> list[str]:

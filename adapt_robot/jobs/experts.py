@@ -17,6 +17,7 @@ import numpy as np
 
 from adapt_robot.config import dump, setting
 from adapt_robot.progress import progress
+from adapt_robot.reporting.tables import markdown_table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,8 +52,9 @@ class ExpertRow:
 
 def run_experts_job(cfg: ExpertsConfig) -> list[ExpertRow]:
     """Run the experts on every (family, engine); returns the rows also written to ``out_dir``."""
+    from adapt_robot.reporting.gif import write_gif
     from sim.experts.evaluate import cross_task, solvability
-    from sim.experts.record import record_expert, write_gif
+    from sim.experts.record import record_expert
     from sim.registry import get_family
 
     out = Path(cfg.out_dir)
@@ -88,16 +90,21 @@ def run_experts_job(cfg: ExpertsConfig) -> list[ExpertRow]:
 
 def experts_table(rows: list[ExpertRow], n: int) -> str:
     """Markdown table of the expert rows."""
-    lines = [
-        f"Scripted experts given the true task parameters ({n} tasks per split); "
-        "'mismatched' runs each expert on another task's object/door.",
-        "",
-        "| family | engine | train success | test success | own task | mismatched | s |",
-        "|---|---|---|---|---|---|---|",
+    head = ["family", "engine", "train success", "test success", "own task", "mismatched", "s"]
+    body = [
+        [
+            r.family,
+            r.engine,
+            f"{r.train_success:.0%}",
+            f"{r.test_success:.0%}",
+            f"{r.own_task_success:.0%}",
+            f"{r.mismatched_success:.0%}",
+            f"{r.seconds:.1f}",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r.family} | {r.engine} | {r.train_success:.0%} | {r.test_success:.0%} | "
-            f"{r.own_task_success:.0%} | {r.mismatched_success:.0%} | {r.seconds:.1f} |"
-        )
-    return "\n".join(lines)
+    intro = (
+        f"Scripted experts given the true task parameters ({n} tasks per split); "
+        "'mismatched' runs each expert on another task's object/door."
+    )
+    return f"{intro}\n\n{markdown_table(head, body)}"

@@ -22,7 +22,8 @@ def render_gif(
 
     With ``strip``, also write four frames (first, 1/3, 2/3, last) side by side as a PNG.
     """
-    from sim.experts.record import record_expert, write_gif
+    from adapt_robot.reporting.gif import write_gif
+    from sim.experts.record import record_expert
     from sim.registry import get_family
 
     family = get_family(family_name)

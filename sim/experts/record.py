@@ -1,9 +1,11 @@
-"""Record a scripted expert episode as frames (for GIFs and eyeballing the physics)."""
+"""Record a scripted expert episode as frames (for eyeballing the physics).
+
+:func:`adapt_robot.reporting.gif.write_gif` turns the frames into a GIF.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,12 +52,3 @@ def record_expert(
         env.close()
     return Episode(frames, ok, ret, steps)
 
-
-def write_gif(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
-    """Write frames as a looping GIF; returns the path."""
-    import imageio.v2 as imageio
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(out, [np.asarray(f) for f in frames], duration=1000.0 / fps, loop=0)
-    return out

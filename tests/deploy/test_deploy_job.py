@@ -253,6 +253,7 @@ NO_TORCH = textwrap.dedent(
     sys.modules["torch"] = None  # any `import torch` now raises ImportError
 
     from adapt_robot.jobs.deploy import DeployConfig, run_deploy
+    from adapt_robot.jobs.deploy_output import render_table
 
     out = Path(sys.argv[2])
     cfg = DeployConfig(
@@ -260,7 +261,7 @@ NO_TORCH = textwrap.dedent(
         gif=out / "ba.gif", out_dir=out, progress=False,
     )
     report = run_deploy(cfg)
-    assert report.objects[0].phase("after"), report.table()
+    assert report.objects[0].phase("after"), render_table(report)
     leaked = sorted(n for n in sys.modules if n.startswith("torch") and sys.modules[n] is not None)
     assert not leaked, leaked
     print("deploy-ok", sorted(p.name for p in out.iterdir()))
