@@ -121,6 +121,21 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default=None, metavar="DIR", help="report directory (default BUNDLE/../deploy)"
     )
 
+    board = sub.add_parser(
+        "scoreboard",
+        help="adaptive arms vs the oracle and the best robust arm on the same held-out tasks: "
+        "success with 95%% CIs, headroom, share of the gap closed",
+    )
+    board.add_argument("launch", help="launch file, e.g. launch/scoreboard_grasp.yaml")
+    board.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a launch-file key (repeatable), e.g. --set tasks=8",
+    )
+    board.add_argument("--out", default=None, metavar="DIR", help="output dir (default out_dir)")
+
     spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
     spec.add_argument("families", nargs="+", metavar="FAMILY")
 
@@ -228,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.strip,
             )
             print(path)
+        elif args.command == "scoreboard":
+            from adapt_robot.scoreboard.run import scoreboard_main
+
+            print(scoreboard_main(args.launch, args.set, args.out))
         elif args.command == "spec":
             from adapt_robot.jobs.render import family_spec
 
