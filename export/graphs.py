@@ -4,10 +4,11 @@ Nothing here re-implements the maths:
 
 - ``policy.onnx`` exports :meth:`GaussianMLPPolicy.forward` (normaliser frozen as constants),
   then clips the mean to the action bounds.
-- ``adapt_step.onnx`` is ``torch.func.grad_and_value`` of :func:`adapt_robot.meta.inner.inner_loss`
-  traced with ``make_fx`` and exported with ``torch.onnx.export(dynamo=True)``; only the SGD
-  update ``p - lr * g`` and the gradient norm are written around it (the parity check pins both
-  to :func:`adapt_robot.meta.inner.inner_step`).
+- ``adapt_step.onnx`` is ``torch.func.grad_and_value`` of the learner's inner loss
+  (:class:`adapt_robot.meta.inner.InnerLoss`: the policy gradient, or the identification loss
+  of the latent learner) followed by :func:`adapt_robot.meta.inner.sgd_update`, traced with
+  ``make_fx`` and exported with ``torch.onnx.export(dynamo=True)``; its batch inputs are the
+  loss's ``fields`` (the parity check pins it to :func:`adapt_robot.meta.inner.inner_step`).
 - ``reward.onnx`` traces the family's own numpy ``reward`` and ``success`` through TorchDynamo's
   NumPy support (``torch.export`` strict mode turns ``np.*`` calls into torch ops), in float64
   as numpy computes them; the reward is cast to float32 at the output.
@@ -26,7 +27,7 @@ import onnx
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from adapt_robot.meta.inner import InnerBatch, inner_loss
+from adapt_robot.meta.inner import InnerBatch, InnerLoss, PolicyGradientLoss, sgd_update
 from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
 from sim.core.family import TaskFamily
@@ -74,36 +75,49 @@ def policy_fn(
 
 
 def adapt_step_fn(
-    policy: GaussianMLPPolicy, names: Sequence[str], adapted: Sequence[str]
+    policy: GaussianMLPPolicy,
+    names: Sequence[str],
+    adapted: Sequence[str],
+    loss_fn: InnerLoss | None = None,
 ) -> Callable[..., tuple[torch.Tensor, ...]]:
-    """``(*params, *lrs, obs, act, adv, mask) -> (*new adapted params, loss, grad_norm)``."""
+    """``(*params, *lrs, *batch fields) -> (*new adapted params, loss, grad_norm)``.
+
+    The batch fields are ``loss_fn.fields`` (``obs, act, adv, mask`` for the policy gradient).
+    """
+    loss_fn = PolicyGradientLoss(policy) if loss_fn is None else loss_fn
+    fields = loss_fn.fields
     n_p, n_a = len(names), len(adapted)
 
     def fn(*flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         params = dict(zip(names, flat[:n_p], strict=True))
         lrs = dict(zip(adapted, flat[n_p : n_p + n_a], strict=True))
-        obs, act, adv, mask = flat[n_p + n_a :]
-        batch = InnerBatch(obs=obs, act=act, adv=adv, mask=mask)
+        tensors = dict(zip(fields, flat[n_p + n_a :], strict=True))
+        obs = tensors["obs"]
+        batch = InnerBatch(
+            obs=obs,
+            act=tensors["act"],
+            adv=tensors.get("adv", torch.zeros(obs.shape[:-1], dtype=obs.dtype)),
+            mask=tensors["mask"],
+            next_obs=tensors.get("next_obs"),
+        )
         fixed = {k: v for k, v in params.items() if k not in lrs}
 
         def loss_of(adapted_params: dict[str, torch.Tensor]) -> torch.Tensor:
             merged = {k: adapted_params.get(k, fixed.get(k)) for k in names}
-            return inner_loss(policy, merged, batch)  # type: ignore[arg-type]
+            return loss_fn(merged, batch)  # type: ignore[arg-type]
 
         grads, loss = torch.func.grad_and_value(loss_of)({k: params[k] for k in adapted})
-        sq = torch.zeros((), dtype=loss.dtype)
-        new = []
-        for k in adapted:
-            sq = sq + (grads[k] ** 2).sum()
-            new.append(params[k] - lrs[k] * grads[k])
-        return (*new, loss, torch.sqrt(sq))
+        new, norm = sgd_update({k: params[k] for k in adapted}, lrs, grads)
+        return (*(new[k] for k in adapted), loss, norm.to(loss.dtype))
 
     return fn
 
 
-def step_io_names(names: Sequence[str], adapted: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Input and output names of ``adapt_step.onnx``."""
-    inputs = [*names, *(LR_PREFIX + n for n in adapted), *BATCH_INPUTS]
+def step_io_names(
+    names: Sequence[str], adapted: Sequence[str], fields: Sequence[str] = BATCH_INPUTS
+) -> tuple[list[str], list[str]]:
+    """Input and output names of ``adapt_step.onnx`` (batch inputs: the loss's fields)."""
+    inputs = [*names, *(LR_PREFIX + n for n in adapted), *fields]
     outputs = [*(NEW_PREFIX + n for n in adapted), *STEP_SCALARS]
     return inputs, outputs
 
@@ -164,20 +178,28 @@ def export_adapt_step(
     params: Mapping[str, torch.Tensor],
     lrs: Mapping[str, torch.Tensor],
     capacity: int,
+    loss_fn: InnerLoss | None = None,
 ) -> tuple[list[str], list[str]]:
     """Write ``adapt_step.onnx`` for a fixed batch capacity; returns input and output names."""
     names, adapted = list(params), list(lrs)
-    fn = adapt_step_fn(policy, names, adapted)
+    loss_fn = PolicyGradientLoss(policy) if loss_fn is None else loss_fn
+    fn = adapt_step_fn(policy, names, adapted, loss_fn)
+    shapes = {
+        "obs": (capacity, policy.obs_dim),
+        "next_obs": (capacity, policy.obs_dim),
+        "act": (capacity, policy.act_dim),
+        "adv": (capacity,),
+    }
+    batch = tuple(
+        torch.ones(capacity) if f == "mask" else torch.zeros(shapes[f]) for f in loss_fn.fields
+    )
     example = (
         *(v.detach().float() for v in params.values()),
         *(v.detach().float() for v in lrs.values()),
-        torch.zeros(capacity, policy.obs_dim),
-        torch.zeros(capacity, policy.act_dim),
-        torch.zeros(capacity),
-        torch.ones(capacity),
+        *batch,
     )
     traced = make_fx(fn)(*example)
-    inputs, outputs = step_io_names(names, adapted)
+    inputs, outputs = step_io_names(names, adapted, loss_fn.fields)
     _quiet_export(_Fn(traced), example, path, inputs, outputs)
     return inputs, outputs
 

@@ -1,12 +1,19 @@
 """THE inner-loop loss and step: exactly what the robot runs (export traces these functions).
 
-Loss on a fixed-capacity batch ``obs [N, O]``, ``act [N, A]``, ``adv [N]``, ``mask [N]``::
+The loss is pluggable (:class:`InnerLoss`); every loss reads a fixed-capacity batch with a
+``mask [N]`` (0 on padding). The policy-gradient loss (MAML, Meta-SGD, FO-MAML, Reptile,
+PPO-DR fine-tuning) reads ``obs [N, O]``, ``act [N, A]``, ``adv [N]``::
 
     loss = -(mask * log pi(act | obs) * adv).sum() / max(mask.sum(), 1)
 
-and a step is plain SGD on the adapted subset with positive learning rates, scalar or
-per-parameter (Meta-SGD, Li et al. 2017). Learned rates are stored as raw tensors and made
-positive with softplus (:func:`positive_rates`), so no optimiser step can make them negative.
+and the supervised identification loss of the latent learner
+(:mod:`adapt_robot.meta.identification`) reads ``obs``, ``act`` and ``next_obs [N, O]``.
+
+A step is plain SGD on the adapted subset with positive learning rates, scalar or
+per-parameter (Meta-SGD, Li et al. 2017), written once in :func:`sgd_update` and used by
+training, evaluation and export (``adapt_step.onnx``). Learned rates are stored as raw tensors
+and made positive with softplus (:func:`positive_rates`), so no optimiser step can make them
+negative.
 """
 
 from __future__ import annotations
@@ -14,15 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from adapt_robot.limits import MAX_INNER_STEPS as MAX_INNER_STEPS  # declared there, once
+from adapt_robot.limits import MIN_RATE as MIN_RATE
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params
-
-MAX_INNER_STEPS = 3
-MIN_RATE = 1e-6
-"""Floor added to every learned rate, so a rate stays > 0 even where softplus underflows."""
 
 
 @dataclass(frozen=True)
@@ -37,17 +43,100 @@ class InnerBatch:
     act: torch.Tensor
     adv: torch.Tensor
     mask: torch.Tensor
+    next_obs: torch.Tensor | None = None
+    """Observation after each action ``[N, O]`` (the identification loss only)."""
 
     def __post_init__(self) -> None:
         rows = tuple(self.obs.shape[:-1])
-        for name in ("act", "adv", "mask"):
+        names = ("act", "adv", "mask") + (("next_obs",) if self.next_obs is not None else ())
+        for name in names:
             t = getattr(self, name)
-            got = tuple(t.shape[:-1]) if name == "act" else tuple(t.shape)
+            got = tuple(t.shape[:-1]) if name in ("act", "next_obs") else tuple(t.shape)
             if got != rows:
                 raise ValueError(
                     f"InnerBatch.{name}: expected leading shape {rows} (as obs), got "
                     f"{tuple(t.shape)}"
                 )
+
+
+def field(batch: InnerBatch, name: str) -> torch.Tensor:
+    """Batch tensor ``name`` (one of :data:`BATCH_FIELDS`), or a ValueError if it is absent."""
+    if name not in BATCH_FIELDS:
+        raise ValueError(f"batch field: expected one of {list(BATCH_FIELDS)}, got {name!r}")
+    t = getattr(batch, name)
+    if t is None:
+        raise ValueError(f"InnerBatch.{name}: this inner loss needs it, and the batch has none")
+    out: torch.Tensor = t
+    return out
+
+
+BATCH_FIELDS = ("obs", "act", "adv", "next_obs", "mask")
+"""Every tensor an inner batch may carry (a loss declares the ones it reads)."""
+
+
+class InnerLoss(Protocol):
+    """An inner-loop loss: a scalar of the params on one task's fixed-capacity batch.
+
+    ``kind`` is written into the bundle manifest (``inner_loop.loss``) and tells the runtime
+    which batch to build; ``fields`` are the batch tensors the loss reads, in the order they
+    are inputs of ``adapt_step.onnx``.
+    """
+
+    kind: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]
+
+    def __call__(self, params: Mapping[str, torch.Tensor], batch: InnerBatch) -> torch.Tensor:
+        """The loss (scalar, differentiable in ``params``)."""
+        ...
+
+
+class PolicyGradientLoss:
+    """The policy-gradient surrogate of :func:`inner_loss` as an :class:`InnerLoss`."""
+
+    kind: ClassVar[str] = "policy_gradient"
+    fields: ClassVar[tuple[str, ...]] = ("obs", "act", "adv", "mask")
+
+    def __init__(self, policy: GaussianMLPPolicy, *, lvc: bool = False) -> None:
+        self.policy = policy
+        self.lvc = lvc
+
+    def __call__(self, params: Mapping[str, torch.Tensor], batch: InnerBatch) -> torch.Tensor:
+        """:func:`inner_loss` of ``params`` on ``batch``."""
+        return inner_loss(self.policy, params, batch, lvc=self.lvc)
+
+
+def _loss_of(
+    policy: GaussianMLPPolicy, loss: InnerLoss | None, lvc: bool = False
+) -> InnerLoss:
+    """``loss``, or the policy-gradient loss of ``policy`` when None."""
+    return PolicyGradientLoss(policy, lvc=lvc) if loss is None else loss
+
+
+def sgd_update(
+    params: Mapping[str, torch.Tensor],
+    lrs: Mapping[str, torch.Tensor],
+    grads: Mapping[str, torch.Tensor | None],
+) -> tuple[Params, torch.Tensor]:
+    """THE update ``p - lr * g`` on the parameters named in ``lrs``; returns (new, grad norm).
+
+    Parameters not in ``lrs`` are passed through; a missing gradient (``None``) counts as zero.
+    The gradient norm is the L2 norm over every adapted parameter (detached; per task when the
+    tensors have a leading task axis, summed otherwise).
+    """
+    new: Params = {}
+    sq: torch.Tensor | None = None
+    for k, v in params.items():
+        g = grads.get(k)
+        if k not in lrs:
+            new[k] = v
+            continue
+        if g is None:
+            g = torch.zeros_like(v)
+        part = (g.detach() ** 2).sum()
+        sq = part if sq is None else sq + part
+        new[k] = v - lrs[k] * g
+    norm = torch.zeros(()) if sq is None else torch.sqrt(sq)
+    return new, norm
 
 
 def inner_loss(
@@ -103,6 +192,7 @@ def inner_step(
     batch: InnerBatch,
     *,
     create_graph: bool,
+    loss_fn: InnerLoss | None = None,
 ) -> tuple[Params, torch.Tensor, torch.Tensor]:
     """One SGD step on the parameters named in ``lrs``; returns ``(new_params, loss, grad_norm)``.
 
@@ -121,26 +211,15 @@ def inner_step(
         at = dict(params)
     else:  # gradient only: evaluate on leaf copies, so params need not require grad
         at = {k: v.detach().requires_grad_(k in lrs) for k, v in params.items()}
-    loss = inner_loss(policy, at, batch)
+    loss = _loss_of(policy, loss_fn)(at, batch)
     grads = torch.autograd.grad(
         loss, [at[n] for n in names], create_graph=create_graph, allow_unused=True
     )
-    new: Params = {}
-    sq = torch.zeros((), dtype=loss.dtype)
-    g_by_name = dict(zip(names, grads, strict=True))
-    for k, v in params.items():
-        if k not in g_by_name:
-            new[k] = v
-            continue
-        g = g_by_name[k]
-        if g is None:
-            g = torch.zeros_like(v)
-        sq = sq + (g.detach() ** 2).sum()
-        # First order (create_graph=False): g is a constant, but new params still depend on
-        # params and lrs through the identity, as FO-MAML and first-order Meta-SGD need.
-        new[k] = v - lrs[k] * g
+    # First order (create_graph=False): g is a constant, but new params still depend on
+    # params and lrs through the identity, as FO-MAML and first-order Meta-SGD need.
+    new, norm = sgd_update(params, lrs, dict(zip(names, grads, strict=True)))
     loss = loss.detach() if not create_graph else loss
-    return new, loss, torch.sqrt(sq)
+    return new, loss, norm.to(loss.dtype)
 
 
 def adapt(
@@ -151,23 +230,28 @@ def adapt(
     steps: int,
     *,
     create_graph: bool,
+    loss_fn: InnerLoss | None = None,
 ) -> Params:
     """``steps`` (1-3) inner steps on the same batch, as the robot does."""
     if not 1 <= steps <= MAX_INNER_STEPS:
         raise ValueError(f"inner_steps: expected 1..{MAX_INNER_STEPS}, got {steps}")
     out: Params = dict(params)
     for _ in range(steps):
-        out, _, _ = inner_step(policy, out, lrs, batch, create_graph=create_graph)
+        out, _, _ = inner_step(
+            policy, out, lrs, batch, create_graph=create_graph, loss_fn=loss_fn
+        )
     return out
 
 
 def stack_batches(batches: list[InnerBatch]) -> InnerBatch:
     """Stack per-task batches (same capacity ``N``) along a leading task axis ``[M, N, ...]``."""
+    nxt = [b.next_obs for b in batches if b.next_obs is not None]
     return InnerBatch(
         obs=torch.stack([b.obs for b in batches]),
         act=torch.stack([b.act for b in batches]),
         adv=torch.stack([b.adv for b in batches]),
         mask=torch.stack([b.mask for b in batches]),
+        next_obs=torch.stack(nxt) if len(nxt) == len(batches) else None,
     )
 
 
@@ -177,20 +261,29 @@ def batched_inner_loss(
     batch: InnerBatch,
     *,
     lvc: bool = False,
+    loss_fn: InnerLoss | None = None,
 ) -> torch.Tensor:
-    """:func:`inner_loss` of ``M`` tasks at once, ``[M]``.
+    """The inner loss of ``M`` tasks at once, ``[M]``.
 
     Params ``[M, ...]``, batch from :func:`stack_batches`; ``torch.func.vmap`` of the very
-    same function the robot runs.
+    same function the robot runs (the policy-gradient loss unless ``loss_fn`` is given).
     """
+    fn = _loss_of(policy, loss_fn, lvc)
+    nxt = batch.next_obs if batch.next_obs is not None else batch.obs
 
     def one(
-        p: Params, obs: torch.Tensor, act: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor
+        p: Params,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        adv: torch.Tensor,
+        mask: torch.Tensor,
+        next_obs: torch.Tensor,
     ) -> torch.Tensor:
-        return inner_loss(policy, p, InnerBatch(obs=obs, act=act, adv=adv, mask=mask), lvc=lvc)
+        b = InnerBatch(obs=obs, act=act, adv=adv, mask=mask, next_obs=next_obs)
+        return fn(p, b)
 
     out: torch.Tensor = torch.func.vmap(one)(
-        dict(params), batch.obs, batch.act, batch.adv, batch.mask
+        dict(params), batch.obs, batch.act, batch.adv, batch.mask, nxt
     )
     return out
 
@@ -205,6 +298,7 @@ def batched_adapt(
     create_graph: bool,
     per_task: bool = False,
     lvc: bool = False,
+    loss_fn: InnerLoss | None = None,
 ) -> Params:
     """:func:`adapt` for ``M`` tasks from shared ``params``; returns params ``[M, ...]``.
 
@@ -228,13 +322,9 @@ def batched_adapt(
             at = cur
         else:
             at = {k: v.detach().requires_grad_(k in lrs) for k, v in cur.items()}
-        loss = batched_inner_loss(policy, at, batch, lvc=lvc).sum()
+        loss = batched_inner_loss(policy, at, batch, lvc=lvc, loss_fn=loss_fn).sum()
         grads = torch.autograd.grad(
             loss, [at[n] for n in names], create_graph=create_graph, allow_unused=True
         )
-        nxt = dict(cur)
-        for n, g in zip(names, grads, strict=True):
-            if g is not None:
-                nxt[n] = cur[n] - lrs[n] * g
-        cur = nxt
+        cur, _ = sgd_update(cur, lrs, dict(zip(names, grads, strict=True)))
     return cur

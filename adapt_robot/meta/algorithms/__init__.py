@@ -1,17 +1,19 @@
 """Meta-learners and the non-meta baseline, one module and one frozen config each."""
 
 from adapt_robot.meta.algorithms.base import Learner, TrainingDiverged
+from adapt_robot.meta.algorithms.latent import LatentConfig, LatentID
 from adapt_robot.meta.algorithms.maml import MAML, MAMLConfig
 from adapt_robot.meta.algorithms.ppo_dr import PPODR, PPODRConfig
 from adapt_robot.meta.algorithms.reptile import Reptile, ReptileConfig
 
-AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig
+AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig | LatentConfig
 """Any algorithm config (the ``name`` field says which)."""
 
 ALGORITHMS: dict[str, tuple[type, type[Learner]]] = {
     "maml": (MAMLConfig, MAML),
     "reptile": (ReptileConfig, Reptile),
     "ppo_dr": (PPODRConfig, PPODR),
+    "latent_id": (LatentConfig, LatentID),
 }
 """Algorithm name -> (config class, learner class)."""
 
@@ -20,6 +22,8 @@ __all__ = [
     "MAML",
     "PPODR",
     "AlgoConfig",
+    "LatentConfig",
+    "LatentID",
     "Learner",
     "MAMLConfig",
     "PPODRConfig",

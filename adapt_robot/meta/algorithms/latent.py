@@ -1,0 +1,422 @@
+"""The latent learner: privileged teacher -> student -> supervised inner step on the device.
+
+The policy ``pi(a | obs, z)`` is conditioned on a small latent ``z`` (the policy's ``context``).
+In simulation the true hidden parameters give the latent target ``mu(hidden)``
+(:class:`~adapt_robot.meta.identification.HiddenEncoder`); on the robot ``z`` starts at the
+learned ``z0`` and takes ``K`` gradient steps on the identification loss of the robot's own
+transitions (:class:`~adapt_robot.meta.identification.IdentificationLoss`), with learned
+per-dimension rates (Meta-SGD on ``z``). Nothing on the robot needs a reward or privileged
+state. This is RMA's split (Kumar et al. RSS 2021: a teacher on true parameters, a student
+that infers them from history) with the inference done by gradient steps on a learned model
+(GrBAL, Nagabandi et al. ICLR 2019; MIER, Mendonca et al. 2020; CAVIA, Zintgraf et al. 2019).
+
+One iteration on ``M`` train tasks:
+
+1. **Explore:** ``E`` episodes per task with ``z0`` (the robot's first experience); the
+   scripted expert told the true task labels every visited state (DAgger, Ross et al. 2011).
+2. **Adapt:** per task, the transitions of ``k`` random episodes (``k`` in 1..E) or, with
+   probability ``window_p``, of a random prefix of the first episode (sliding-window
+   adaptation) -> ``z_K`` by the robot's inner step.
+3. **Act adapted:** one episode per task with ``z_K``, executing the expert's action with
+   probability ``beta`` (decaying), labelled by the expert.
+4. **Learn** (``grad_steps`` Adam steps on units from a replay of recent iterations), through
+   the inner steps (second order)::
+
+       L = BC(pi(obs, z_K), a*) + teacher_w * BC(pi(obs, mu(h)), a*)
+           + latent_w * |z_K - sg(mu(h))|^2 + model_w * L_id(mu(h))
+
+   ``BC`` is the squared error of the tanh-squashed mean to the expert's action. The first term
+   trains the model ``f``, ``z0`` and the rates so that ``K`` steps give a latent that acts
+   right; the last fits ``f`` as a dynamics model at the true latent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from adapt_robot.config import setting
+from adapt_robot.limits import MIN_RATE
+from adapt_robot.meta.algorithms.base import Learner, check_finite
+from adapt_robot.meta.dagger import LabelledRollouts, labelled_rollouts
+from adapt_robot.meta.identification import (
+    HiddenEncoder,
+    IdentificationLoss,
+    IdentificationModel,
+    hidden_features,
+    transition_batch,
+)
+from adapt_robot.meta.inner import (
+    MAX_INNER_STEPS,
+    InnerBatch,
+    batched_adapt,
+    positive_rates,
+    stack_batches,
+)
+from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
+from adapt_robot.meta.samplers.local import Sampler
+from sim.core.params import TaskParams
+from sim.envs.vector import VectorTaskEnv
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatentConfig:
+    """Latent learner settings (the latent size is ``policy.context_dim``)."""
+
+    name: Literal["latent_id"] = setting("latent_id", doc="Algorithm name.")
+    inner_lr: float = setting(
+        0.5,
+        doc="Initial inner rate of each latent dimension (learned, Meta-SGD).",
+        gt=MIN_RATE,
+    )
+    inner_steps: int = setting(
+        3, doc="Gradient steps on z per adaptation (1-3).", ge=1, le=MAX_INNER_STEPS
+    )
+    lr: float = setting(1e-3, doc="Adam step size of every trained tensor.", gt=0)
+    model_hidden: tuple[int, ...] = setting((64, 64), doc="Hidden widths of the model f.")
+    encoder_hidden: tuple[int, ...] = setting((32,), doc="Hidden widths of the encoder mu.")
+    explore_episodes: int = setting(
+        3, doc="Exploration episodes per task with z0 (the most the robot adapts on).", ge=1
+    )
+    window_p: float = setting(
+        0.25,
+        doc="Probability that a training adaptation uses a prefix of the first episode "
+        "(sliding-window adaptation inside the first attempt).",
+        ge=0,
+        le=1,
+    )
+    grad_steps: int = setting(20, doc="Adam steps per iteration.", ge=1)
+    units_per_step: int = setting(16, doc="Tasks per Adam step.", ge=1)
+    label_rows: int = setting(256, doc="Expert-labelled states kept per task.", ge=1)
+    replay_iterations: int = setting(8, doc="Iterations of tasks kept for learning.", ge=1)
+    beta0: float = setting(
+        0.5, doc="DAgger: probability of executing the expert's action at iteration 1.", ge=0, le=1
+    )
+    beta_iterations: int = setting(
+        20, doc="DAgger: iterations over which beta decays linearly to 0.", ge=1
+    )
+    teacher_w: float = setting(1.0, doc="Weight of the teacher's cloning loss.", ge=0)
+    latent_w: float = setting(0.1, doc="Weight of |z_K - mu(hidden)|^2.", ge=0)
+    model_w: float = setting(1.0, doc="Weight of the model's fit at the true latent.", ge=0)
+    max_grad_norm: float = setting(1.0, doc="Gradient norm clip of each Adam step.", gt=0)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One task's learning data: its adaptation batch, latent features and labelled states."""
+
+    batch: InnerBatch
+    features: torch.Tensor
+    obs: torch.Tensor
+    label: torch.Tensor
+
+
+def _bc(mean: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    return ((mean - label) ** 2).mean()
+
+
+class LatentID(Learner):
+    """A latent-conditioned student adapted by gradient steps on an identification loss."""
+
+    name = "latent_id"
+
+    def __init__(
+        self, policy: GaussianMLPPolicy, sampler: Sampler, cfg: LatentConfig, seed: int
+    ) -> None:
+        super().__init__(
+            policy,
+            sampler,
+            inner_lr=cfg.inner_lr,
+            inner_steps=cfg.inner_steps,
+            learn_rates=True,
+            seed=seed,
+        )
+        if self.adapted != ["context"]:
+            raise ValueError(
+                "policy.adapt: the latent learner adapts the latent; set policy.adapt: context "
+                f"(got {policy.cfg.adapt!r})"
+            )
+        self.cfg = cfg
+        gen = torch.Generator().manual_seed(seed + 7)
+        self.model = IdentificationModel(policy, cfg.model_hidden)
+        self.inner_loss = IdentificationLoss(self.model)
+        for k, v in self.model.init_params(gen).items():
+            self.params[k] = v.requires_grad_(True)
+        family = sampler.family
+        probe = family.sample_tasks(np.random.default_rng(0), 1, "train")[0]
+        self.feature_dim = int(hidden_features(probe).shape[0])
+        self.encoder = HiddenEncoder(self.feature_dim, policy.cfg.context_dim, cfg.encoder_hidden)
+        self.enc_params: Params = {
+            k: v.requires_grad_(True) for k, v in self.encoder.init_params(gen).items()
+        }
+        trained = [v for k, v in self.params.items() if k != "log_std"]
+        self.optimizer = torch.optim.Adam(
+            [*trained, *self.raw_lrs.values(), *self.enc_params.values()], lr=cfg.lr
+        )
+        self.horizon = family.max_steps
+        self.capacity = cfg.explore_episodes * self.horizon
+        self.replay: deque[list[_Unit]] = deque(maxlen=cfg.replay_iterations)
+        self.iterations_done = 0
+        self._envs: dict[int, VectorTaskEnv] = {}
+
+    # --- acting ---------------------------------------------------------------------------
+    def _env(self, batch: int) -> VectorTaskEnv:
+        if batch not in self._envs:
+            self._envs[batch] = VectorTaskEnv(self.sampler.family, self.sampler.engine, batch)
+        return self._envs[batch]
+
+    def close(self) -> None:
+        """Release the learner's own env batches."""
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+    def _rollouts(
+        self,
+        contexts: torch.Tensor,
+        tasks: list[TaskParams],
+        rng: np.random.Generator,
+        beta: float = 0.0,
+        noise: bool = True,
+    ) -> LabelledRollouts:
+        """One episode per (task, context row), labelled by the experts."""
+        m = len(tasks)
+        per_env = {k: v.detach().unsqueeze(0).expand(m, *v.shape) for k, v in self.params.items()}
+        per_env["context"] = contexts.detach()
+        snap = self.sampler.snapshot(per_env, m, per_task=True)
+        return labelled_rollouts(
+            self.sampler.family, self._env(m), snap, tasks, rng, beta=beta, noise=noise
+        )
+
+    def _explore(
+        self, tasks: list[TaskParams], rng: np.random.Generator, episodes: int
+    ) -> LabelledRollouts:
+        """``episodes`` episodes per task with ``z0``, task-major ``[M * episodes, T, ...]``."""
+        jobs = [t for t in tasks for _ in range(episodes)]
+        z0 = self.params["context"].detach()
+        return self._rollouts(z0.expand(len(jobs), -1), jobs, rng)
+
+    # --- adapting (the robot's inner step) ------------------------------------------------
+    def adapt_batches(
+        self, batches: list[InnerBatch], params: Mapping[str, torch.Tensor] | None = None
+    ) -> Params:
+        """Per-task adapted params ``[M, ...]`` from each task's transition batch (detached)."""
+        start = detach(self.params if params is None else params)
+        out = batched_adapt(
+            self.policy,
+            start,
+            self.lrs(),
+            stack_batches(batches),
+            self.inner_steps,
+            create_graph=False,
+            loss_fn=self.inner_loss,
+        )
+        check_finite(out["context"], "adapted context")
+        return detach(out)
+
+    def task_batch(self, roll: LabelledRollouts, episodes: slice) -> InnerBatch:
+        """The transition batch of ``episodes`` of ``roll`` at the learner's capacity."""
+        return transition_batch(
+            roll.obs[episodes], roll.act[episodes], roll.mask[episodes], self.capacity
+        )
+
+    def _training_batch(self, roll: LabelledRollouts, i: int, rng: np.random.Generator) -> Any:
+        e = self.cfg.explore_episodes
+        if rng.uniform() < self.cfg.window_p:
+            mask = roll.mask[i * e : i * e + 1].copy()
+            cut = int(rng.integers(10, self.horizon))
+            mask[:, cut:] = 0.0
+            return transition_batch(
+                roll.obs[i * e : i * e + 1], roll.act[i * e : i * e + 1], mask, self.capacity
+            )
+        k = int(rng.integers(1, e + 1))
+        return self.task_batch(roll, slice(i * e, i * e + k))
+
+    # --- learning -------------------------------------------------------------------------
+    def beta(self) -> float:
+        """DAgger mixing probability of the next iteration."""
+        frac = 1.0 - self.iterations_done / self.cfg.beta_iterations
+        return max(0.0, self.cfg.beta0 * frac)
+
+    def iteration(self, rng: np.random.Generator) -> dict[str, float]:
+        """Explore, adapt, act adapted (DAgger), then learn on the replay."""
+        cfg = self.cfg
+        tasks = self.train_tasks(rng)
+        m, e = len(tasks), cfg.explore_episodes
+        explore = self._explore(tasks, rng, e)
+        batches = [self._training_batch(explore, i, rng) for i in range(m)]
+        adapted = self.adapt_batches(batches)
+        beta = self.beta()
+        acted = self._rollouts(adapted["context"], tasks, rng, beta=beta)
+        units = []
+        for i, task in enumerate(tasks):
+            obs = np.concatenate(
+                [explore.obs[i * e : (i + 1) * e].reshape(-1, explore.obs.shape[-1]), acted.obs[i]]
+            )
+            lab = np.concatenate(
+                [
+                    explore.label[i * e : (i + 1) * e].reshape(-1, explore.label.shape[-1]),
+                    acted.label[i],
+                ]
+            )
+            live = (
+                np.concatenate([explore.mask[i * e : (i + 1) * e].reshape(-1), acted.mask[i]]) > 0
+            )
+            idx = np.flatnonzero(live)
+            pick = rng.choice(idx, size=cfg.label_rows, replace=len(idx) < cfg.label_rows)
+            units.append(
+                _Unit(
+                    batch=batches[i],
+                    features=torch.from_numpy(hidden_features(task)),
+                    obs=torch.from_numpy(obs[pick]),
+                    label=torch.from_numpy(lab[pick]),
+                )
+            )
+        self.replay.append(units)
+        losses = self._learn(rng)
+        self.iterations_done += 1
+        pre = explore.success.reshape(m, e)
+        return {
+            "env_steps": float(explore.env_steps + acted.env_steps),
+            "pre_return": float(explore.episode_returns().reshape(m, e)[:, 0].mean()),
+            "post_return": float(acted.episode_returns().mean()),
+            "pre_success": float(pre[:, 0].mean()),
+            "post_success": float(acted.success.mean()),
+            "beta": beta,
+            **losses,
+        }
+
+    def _learn(self, rng: np.random.Generator) -> dict[str, float]:
+        """``grad_steps`` Adam steps on units drawn from the replay."""
+        assert self.optimizer is not None
+        pool = [u for units in self.replay for u in units]
+        totals: dict[str, float] = {}
+        for _ in range(self.cfg.grad_steps):
+            pick = rng.choice(
+                len(pool), size=min(self.cfg.units_per_step, len(pool)), replace=False
+            )
+            parts = self.loss([pool[int(j)] for j in pick])
+            total = parts["loss"]
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            tensors = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(tensors, self.cfg.max_grad_norm)
+            self.optimizer.step()
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.cfg.grad_steps
+        for k, v in self.params.items():
+            check_finite(v, f"params.{k}")
+        return totals
+
+    def loss(self, units: list[_Unit]) -> dict[str, torch.Tensor]:
+        """The outer loss of ``units`` and its parts (differentiable)."""
+        cfg = self.cfg
+        batch = stack_batches([u.batch for u in units])
+        feats = torch.stack([u.features for u in units])
+        obs = torch.stack([u.obs for u in units])
+        label = torch.stack([u.label for u in units])
+        lrs = positive_rates(self.raw_lrs)
+        adapted = batched_adapt(
+            self.policy,
+            self.params,
+            lrs,
+            batch,
+            self.inner_steps,
+            create_graph=True,
+            loss_fn=self.inner_loss,
+        )
+        z_k = adapted["context"]
+        z_true = self.encoder(self.enc_params, feats)
+        shared = {k: v for k, v in self.params.items() if k != "context"}
+
+        def act_mean(z: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+            return self.policy.forward({**shared, "context": z}, o)[0]
+
+        student = _bc(torch.func.vmap(act_mean)(z_k, obs), label)
+        teacher = _bc(torch.func.vmap(act_mean)(z_true, obs), label)
+        latent = ((z_k - z_true.detach()) ** 2).sum(-1).mean()
+
+        def fit(
+            z: torch.Tensor,
+            b_obs: torch.Tensor,
+            b_act: torch.Tensor,
+            b_next: torch.Tensor,
+            b_mask: torch.Tensor,
+        ) -> torch.Tensor:
+            rows = self.model.row_errors(self.params, b_obs, b_act, b_next, z)
+            return (b_mask * rows).sum() / torch.clamp(b_mask.sum(), min=1.0)
+
+        assert batch.next_obs is not None
+        model = torch.func.vmap(fit)(
+            z_true, batch.obs, batch.act, batch.next_obs, batch.mask
+        ).mean()
+        total = student + cfg.teacher_w * teacher + cfg.latent_w * latent + cfg.model_w * model
+        return {
+            "loss": total,
+            "student_bc": student,
+            "teacher_bc": teacher,
+            "latent_err": latent,
+            "model_err": model,
+        }
+
+    def adapt_each(self, rollouts: Any, params: Mapping[str, torch.Tensor]) -> Params:
+        """Per-task adapted params from a sampler's rollouts, by the identification step."""
+        k = rollouts.episodes_per_task
+        batches = [
+            transition_batch(
+                rollouts.obs[i * k : (i + 1) * k],
+                rollouts.act[i * k : (i + 1) * k],
+                rollouts.mask[i * k : (i + 1) * k],
+                self.capacity,
+            )
+            for i in range(rollouts.n_tasks)
+        ]
+        return self.adapt_batches(batches, params)
+
+    def evaluate(
+        self, tasks: list[TaskParams], rng: np.random.Generator, episodes_per_task: int
+    ) -> dict[str, float]:
+        """Success with z0, after adapting on one episode, and with the true latent (teacher)."""
+        m = len(tasks)
+        z0 = self.params["context"].detach()
+        pre = self._rollouts(z0.expand(m, -1), tasks, rng, noise=False)
+        adapted = self.adapt_batches([self.task_batch(pre, slice(i, i + 1)) for i in range(m)])
+        post = self._rollouts(adapted["context"], tasks, rng, noise=False)
+        with torch.no_grad():
+            feats = torch.stack([torch.from_numpy(hidden_features(t)) for t in tasks])
+            z_true = self.encoder(self.enc_params, feats)
+        teacher = self._rollouts(z_true, tasks, rng, noise=False)
+        del episodes_per_task  # one episode each: adaptation is on the first episode
+        return {
+            "pre_return": float(pre.episode_returns().mean()),
+            "post_return": float(post.episode_returns().mean()),
+            "pre_success": float(pre.success.mean()),
+            "post_success": float(post.success.mean()),
+            "teacher_success": float(teacher.success.mean()),
+        }
+
+    def true_latents(self, tasks: list[TaskParams]) -> torch.Tensor:
+        """``mu(hidden)`` of ``tasks`` (privileged: the oracle arm of the scoreboard)."""
+        with torch.no_grad():
+            feats = torch.stack([torch.from_numpy(hidden_features(t)) for t in tasks])
+            return self.encoder(self.enc_params, feats)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Base state plus the encoder and the iteration count."""
+        state = super().state_dict()
+        state["enc_params"] = detach(self.enc_params)
+        state["iterations_done"] = self.iterations_done
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        with torch.no_grad():
+            for k, v in self.enc_params.items():
+                v.copy_(state["enc_params"][k])
+        self.iterations_done = int(state["iterations_done"])
+        super().load_state_dict(state)

@@ -1,0 +1,103 @@
+"""Rollouts labelled by the privileged scripted experts (DAgger, Ross et al. AISTATS 2011).
+
+Each env acts with its own policy snapshot (its own latent ``z``), optionally mixed with the
+expert (with probability ``beta`` per step the expert's action is executed, the classic DAgger
+schedule); at every live step the expert told the env's TRUE task labels the visited state with
+its clean action. The experts are memoryless functions of the observation
+(:class:`sim.core.family.Expert`), so a state visited by the student can be labelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adapt_robot.meta.samplers.rollout import PolicySnapshot
+from sim.core.family import TaskFamily
+from sim.core.params import TaskParams
+from sim.envs.vector import VectorTaskEnv
+
+
+@dataclass(frozen=True)
+class LabelledRollouts:
+    """One episode per env, padded ``[E, T, ...]``."""
+
+    obs: np.ndarray
+    """Observations before each action ``[E, T, O]`` float32."""
+    act: np.ndarray
+    """Executed actions before the env's clip ``[E, T, A]`` float32 (what the robot records)."""
+    label: np.ndarray
+    """The expert's clean action in each visited state, clipped to the bounds ``[E, T, A]``."""
+    rew: np.ndarray
+    """Rewards ``[E, T]`` (0 on padding)."""
+    mask: np.ndarray
+    """1.0 on live steps ``[E, T]`` float32."""
+    success: np.ndarray
+    """Episode success ``[E]`` bool."""
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode ``[E]``."""
+        return np.asarray(self.rew.sum(axis=1))
+
+    @property
+    def env_steps(self) -> int:
+        """Live transitions."""
+        return int(self.mask.sum())
+
+
+def labelled_rollouts(
+    family: TaskFamily[Any],
+    env: VectorTaskEnv,
+    snapshot: PolicySnapshot,
+    tasks: Sequence[TaskParams],
+    rng: np.random.Generator,
+    *,
+    beta: float = 0.0,
+    noise: bool = True,
+) -> LabelledRollouts:
+    """One episode in each of ``env``'s envs; ``snapshot`` holds one param set per env.
+
+    ``beta`` is the probability of executing the expert's action at a step; ``noise`` samples
+    the policy's Gaussian (else its mean is executed).
+    """
+    b = env.batch
+    if len(tasks) != b or not snapshot.per_task:
+        raise ValueError(
+            f"labelled_rollouts: expected {b} tasks and a per-env snapshot, got {len(tasks)} "
+            f"tasks (per_task={snapshot.per_task})"
+        )
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta: expected a probability in [0, 1], got {beta}")
+    low, high = family.action_spec.low, family.action_spec.high
+    env.set_tasks(list(tasks))
+    experts = [family.expert(t) for t in tasks]
+    for e in experts:
+        e.reset()
+    o = env.reset(rng)
+    horizon = env.max_steps
+    obs = np.zeros((b, horizon, env.obs_dim), dtype=np.float32)
+    act = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
+    label = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
+    rew = np.zeros((b, horizon))
+    mask = np.zeros((b, horizon), dtype=np.float32)
+    success = np.zeros(b, dtype=bool)
+    for t in range(horizon):
+        live = ~env.done
+        if not live.any():
+            break
+        mean, log_std = snapshot.forward(o.reshape(b, 1, -1))
+        a = mean.reshape(b, -1).astype(np.float64)
+        if noise:
+            a = a + np.exp(log_std.astype(np.float64)) * rng.standard_normal(a.shape)
+        clean = np.clip(np.stack([e.act(x) for e, x in zip(experts, o, strict=True)]), low, high)
+        if beta > 0.0:
+            use = rng.uniform(size=b) < beta
+            a = np.where(use[:, None], clean, a)
+        obs[:, t], act[:, t], label[:, t], mask[:, t] = o, a, clean, live
+        o, r, _, _, info = env.step(np.clip(a, -1.0, 1.0))
+        rew[:, t] = np.where(live, r, 0.0)
+        success = np.where(live, info["success"], success)
+    return LabelledRollouts(obs, act, label, rew, mask, success)
