@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats)
                 )
             elif args.suite == "export":
-                from export.bench import run_export_bench
+                from adapt_robot.bench.export_bench import run_export_bench
 
                 print(run_export_bench())
             else:

@@ -1,7 +1,8 @@
 """torch -> ONNX bundle export: the policy, the inner-loop step and the reward, with parity checks.
 
 :func:`export_bundle` writes a bundle directory (format: :mod:`adapt_robot.runtime.bundle_format`,
-``docs/bundle_format.md``); :func:`export.bench.run_export_bench` times the exported inner step.
+``docs/bundle_format.md``); ``adapt-robot bench export``
+(:mod:`adapt_robot.bench.export_bench`) times the exported inner step.
 """
 
 from export.bundle import ExportError, export_bundle

@@ -1,4 +1,4 @@
-"""Entry points for ``adapt-robot export`` and the export part of ``adapt-robot bench``."""
+"""Entry point for ``adapt-robot export`` (its benchmark: :mod:`adapt_robot.bench.export_bench`)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,3 @@ def export_main(run_dir: str, out: str, capacity: int | None, fp16: bool) -> Pat
         flush=True,
     )
     return path
-
-
-def bench_main() -> str:
-    """The export benchmark table (Markdown)."""
-    from export.bench import run_export_bench
-
-    return run_export_bench()

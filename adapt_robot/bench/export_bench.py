@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 
 from adapt_robot.meta.inner import init_raw_rates, inner_step, positive_rates
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
+from adapt_robot.reporting.tables import markdown_table
 from adapt_robot.runtime.bundle_format import LR_PREFIX
 from export import graphs, parity
 
@@ -69,25 +70,44 @@ def bench_one(hidden: tuple[int, ...], n: int, workdir: Path, budget_s: float) -
     }
 
 
-def run_export_bench(budget_s: float = 1.0) -> str:
-    """Markdown table of medians (ms) and speed-ups of ONNX Runtime over torch."""
+def run_export_bench(
+    budget_s: float = 1.0,
+    hidden: Sequence[tuple[int, ...]] = HIDDEN,
+    capacities: Sequence[int] = CAPACITIES,
+) -> str:
+    """Markdown table of medians (ms) and speed-ups of ONNX Runtime over torch.
+
+    One row per policy width in ``hidden`` and batch capacity in ``capacities``; each timing
+    runs for about ``budget_s`` seconds.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    rows = [
-        "| policy | N | ONNX Runtime (ms) | torch autograd (ms) | torch.func (ms) "
-        "| autograd / ORT | torch.func / ORT |",
-        "|---|---|---|---|---|---|---|",
+    head = [
+        "policy",
+        "N",
+        "ONNX Runtime (ms)",
+        "torch autograd (ms)",
+        "torch.func (ms)",
+        "autograd / ORT",
+        "torch.func / ORT",
     ]
+    rows: list[list[object]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="adapt-robot-bench-") as tmp:
-            for hidden in HIDDEN:
-                for n in CAPACITIES:
-                    r = bench_one(hidden, n, Path(tmp), budget_s)
+            for widths in hidden:
+                for n in capacities:
+                    r = bench_one(widths, n, Path(tmp), budget_s)
                     ort_ms = r["onnxruntime"]
                     rows.append(
-                        f"| {'x'.join(map(str, hidden))} | {n} | {ort_ms:.3f} | "
-                        f"{r['autograd']:.3f} | {r['func']:.3f} | "
-                        f"{r['autograd'] / ort_ms:.2f}x | {r['func'] / ort_ms:.2f}x |"
+                        [
+                            "x".join(map(str, widths)),
+                            n,
+                            f"{ort_ms:.3f}",
+                            f"{r['autograd']:.3f}",
+                            f"{r['func']:.3f}",
+                            f"{r['autograd'] / ort_ms:.2f}x",
+                            f"{r['func'] / ort_ms:.2f}x",
+                        ]
                     )
     finally:
         torch.set_num_threads(threads)
@@ -96,4 +116,4 @@ def run_export_bench(budget_s: float = 1.0) -> str:
         "parameters adapted; 1 thread; medians of repeated runs in one process. Timings depend "
         "on the machine and its load."
     )
-    return "\n".join(rows) + "\n" + note
+    return markdown_table(head, rows) + "\n" + note

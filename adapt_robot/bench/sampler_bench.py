@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
-from adapt_robot.meta.sampler import SamplerConfig, make_sampler
+from adapt_robot.meta.samplers import make_sampler
+from adapt_robot.meta.samplers.config import SamplerConfig
 from sim.registry import get_family
 
 

@@ -53,7 +53,7 @@ def open_run(run_dir: str | Path, engine: str | None) -> tuple[Learner, dict[str
     Raises ``FileNotFoundError`` for a missing directory or checkpoint and ``ValueError`` for
     an engine the run's family does not have.
     """
-    from adapt_robot.meta.sampler import make_sampler
+    from adapt_robot.meta.samplers import make_sampler
     from adapt_robot.meta.trainer import CHECKPOINT, load_run
 
     path = Path(run_dir)

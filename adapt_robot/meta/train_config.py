@@ -16,7 +16,7 @@ from typing import Any, Literal
 from adapt_robot.config import ConfigError, apply_overrides, build, load_yaml, setting
 from adapt_robot.meta.algorithms import ALGORITHMS, AlgoConfig, MAMLConfig
 from adapt_robot.meta.policy import PolicyConfig
-from adapt_robot.meta.sampler import SamplerConfig
+from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.warm_start import WarmStartConfig
 
 

@@ -24,7 +24,7 @@ import torch
 from adapt_robot.config import ConfigError, dump, to_dict
 from adapt_robot.meta.algorithms import ALGORITHMS, Learner, TrainingDiverged
 from adapt_robot.meta.policy import GaussianMLPPolicy
-from adapt_robot.meta.sampler import make_sampler
+from adapt_robot.meta.samplers import make_sampler
 from adapt_robot.meta.train_config import TrainConfig, build_train_config
 from adapt_robot.meta.warm_start import warm_start
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
-from adapt_robot.meta.sampler import Rollouts, Sampler, SamplerConfig
+from adapt_robot.meta.samplers.config import SamplerConfig
+from adapt_robot.meta.samplers.local import Rollouts, Sampler
 from adapt_robot.runtime.advantages import AdvantageSettings
 from sim.families.point import PointFamily
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
-from adapt_robot.meta.sampler import Sampler, SamplerConfig
+from adapt_robot.meta.samplers.config import SamplerConfig
+from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.runtime import discounted_returns, gae, linear_baseline, normalize_advantages
 from sim.families.point import PointFamily
 

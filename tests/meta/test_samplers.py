@@ -9,7 +9,8 @@ import torch
 
 from adapt_robot.config import ConfigError
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
-from adapt_robot.meta.sampler import SamplerConfig, make_sampler
+from adapt_robot.meta.samplers import make_sampler
+from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.train_config import build_train_config
 from sim.registry import get_family
 

@@ -17,7 +17,7 @@ import torch
 
 from adapt_robot.meta.inner import batched_adapt, init_raw_rates, positive_rates, stack_batches
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
-from adapt_robot.meta.sampler import Rollouts, Sampler
+from adapt_robot.meta.samplers.local import Rollouts, Sampler
 from sim.core.params import TaskParams
 
 

@@ -40,7 +40,7 @@ from adapt_robot.meta.inner import (
     stack_batches,
 )
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
-from adapt_robot.meta.sampler import Sampler
+from adapt_robot.meta.samplers.local import Sampler
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import Learner, check_finite, clipped_surrogate
 from adapt_robot.meta.inner import MAX_INNER_STEPS
 from adapt_robot.meta.policy import GaussianMLPPolicy, detach
-from adapt_robot.meta.sampler import Sampler
+from adapt_robot.meta.samplers.local import Sampler
 
 
 @dataclass(frozen=True, kw_only=True)

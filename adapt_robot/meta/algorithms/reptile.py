@@ -19,7 +19,7 @@ from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import Learner, check_finite
 from adapt_robot.meta.inner import MAX_INNER_STEPS, batched_adapt, stack_batches
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
-from adapt_robot.meta.sampler import Sampler
+from adapt_robot.meta.samplers.local import Sampler
 
 
 @dataclass(frozen=True, kw_only=True)
