@@ -1,0 +1,118 @@
+"""End to end on ``point``: expert, fixed_expert and a bundle arm; md, json and png written."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapt_robot.cli import main
+from adapt_robot.scoreboard.arms import BundleArm, BundleSpec, ScoreSettings
+from adapt_robot.scoreboard.markdown import render_markdown
+from adapt_robot.scoreboard.report import REPORT_FORMAT, build_report
+from adapt_robot.scoreboard.results import ADAPTIVE_STAGES, FIXED, ArmResult, stage_from_episodes
+from tests.scoreboard.conftest import smoke_data, write_launch
+
+
+def test_smoke_scoreboard_writes_md_json_png(
+    point_bundle_3ep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launch = write_launch(tmp_path / "smoke.yaml", smoke_data(point_bundle_3ep))
+    out = tmp_path / "board"
+    assert main(["scoreboard", str(launch), "--set", "tasks=3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| expert | oracle | fixed |" in printed
+    for name in ("scoreboard.md", "scoreboard.json", "scoreboard.png", "config.yaml"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "scoreboard.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((out / "scoreboard.json").read_text())
+    assert report["format"] == REPORT_FORMAT and report["tasks"] == 3
+    (board,) = report["engines"]
+    assert board["engine"] == "numpy"
+    # The point expert heads straight for the goal it is told: every episode succeeds.
+    assert board["oracle"] == {"arm": "expert", "success": 1.0}
+    assert board["best_robust"]["arm"] == "fixed_expert"
+    expected = 100.0 * (1.0 - board["best_robust"]["success"])
+    assert board["headroom_points"] == pytest.approx(expected)
+    stages = [r["stage"] for r in board["rows"] if r["arm"] == "maml"]
+    assert stages == list(ADAPTIVE_STAGES)
+    assert [g["stage"] for g in board["gap_closed"]] == list(ADAPTIVE_STAGES)
+    (maml,) = (a for a in report["results"]["numpy"] if a["arm"] == "maml")
+    for k in (1, 2, 3):
+        s = maml["stages"][f"after_{k}"]
+        assert len(s["adapt_ms"]) == 3  # one adaptation per task
+        assert s["episodes_per_task"] == 2
+    first = maml["stages"]["first_attempt"]
+    assert first["episodes_per_task"] == 1
+    assert len(first["adapt_ms"]) == 3 * (20 // 5)  # every 5 ticks of a 20-step episode
+    assert maml["stages"]["before"]["adapt_ms"] == []
+    md = (out / "scoreboard.md").read_text()
+    assert "gap closed [95% paired bootstrap]" in md and "headroom" in md
+
+
+def test_bundle_arm_is_reproducible_and_adapt_false_scores_fixed(point_bundle_3ep: Path) -> None:
+    from sim.registry import get_family
+
+    family = get_family("point")
+    tasks = family.sample_tasks(np.random.default_rng(5), 2, "test")
+    settings = ScoreSettings(split="test", post_episodes=1)
+    spec = BundleSpec(
+        name="b",
+        kind="adaptive",
+        type="bundle",
+        bundle=str(point_bundle_3ep),
+        stages=("after_1", "before"),
+    )
+    a = BundleArm(spec, settings).score(family, "numpy", tasks, seed=4)
+    b = BundleArm(spec, settings).score(family, "numpy", tasks, seed=4)
+    assert list(a.stages) == ["before", "after_1"]  # report order, whatever the launch order
+    for name in a.stages:
+        np.testing.assert_array_equal(a.stages[name].mean_return, b.stages[name].mean_return)
+        np.testing.assert_array_equal(a.stages[name].successes, b.stages[name].successes)
+    robust = BundleSpec(
+        name="r", kind="robust", type="bundle", bundle=str(point_bundle_3ep), adapt=False
+    )
+    fixed = BundleArm(robust, settings).score(family, "numpy", tasks, seed=4)
+    assert list(fixed.stages) == [FIXED]
+    assert fixed.stages[FIXED].adapt_ms.size == 0
+
+
+def _arm(name: str, kind: str, stage: str, success: list[list[bool]]) -> ArmResult:
+    returns = [[-1.0] * len(row) for row in success]
+    return ArmResult(
+        arm=name,
+        kind=kind,
+        type="hand",
+        engine="numpy",
+        stages={stage: stage_from_episodes(stage, success, returns)},
+    )
+
+
+def test_report_on_hand_made_results_refuses_gap_without_headroom(
+    point_bundle_3ep: Path, tmp_path: Path
+) -> None:
+    from adapt_robot.scoreboard.config import load_scoreboard_config
+
+    cfg = load_scoreboard_config(write_launch(tmp_path / "s.yaml", smoke_data(point_bundle_3ep)))
+    both = [[True, False], [False, False]]  # 1 of 4 episodes
+    results = {
+        "numpy": [
+            _arm("oracle", "oracle", FIXED, both),
+            _arm("robust", "robust", FIXED, both),
+            _arm("adaptive", "adaptive", "after_1", [[True, True], [True, False]]),
+        ]
+    }
+    report = build_report(cfg, results)
+    (board,) = report["engines"]
+    assert board["headroom_points"] == 0.0 and board["tests_adaptation"] is False
+    (gap,) = board["gap_closed"]
+    assert gap["refused"] == "no headroom" and gap["value"] is None
+    success = board["rows"][2]["success"]
+    assert success["mean"] == pytest.approx(0.75) and success["n"] == 4
+    md = render_markdown(report)
+    assert "refused: no headroom" in md
+    assert "does not test adaptation" in md
+    assert not math.isnan(board["rows"][0]["mean_return"]["mean"])
