@@ -7,7 +7,7 @@ validation, so an override is checked exactly like the file. Unknown keys are er
 :func:`build` is the one validator of the project's structured files: launch files and the
 bundle manifest (``adapt_robot.runtime.bundle_format``) both go through it. It imports only
 the standard library and PyYAML, so the on-device runtime can use it. Besides field types and
-:func:`setting` / :func:`bounded` bounds, a dataclass may check relations between its fields
+:func:`setting` / :func:`bounds` bounds, a dataclass may check relations between its fields
 in ``__post_init__`` by raising :class:`FieldError`; :func:`build` prefixes the key path.
 """
 
@@ -24,10 +24,12 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from adapt_robot.errors import AdaptRobotError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(AdaptRobotError, ValueError):
     """A launch file or override is invalid; the message names the key path and the reason."""
 
 
@@ -73,19 +75,20 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def bounded(
+def bounds(
     *,
     gt: float | None = None,
     ge: float | None = None,
     le: float | None = None,
     lt: float | None = None,
     allow_inf: bool = False,
-) -> Any:
-    """A required field with bounds, for dataclasses documented by attribute docstrings.
+) -> dict[str, Any]:
+    """Field metadata declaring bounds, for dataclasses documented by attribute docstrings.
 
-    The same checks as :func:`setting` (the bundle manifest's dataclasses use it).
+    ``field(metadata=bounds(ge=1))`` is checked by :func:`build` and :func:`check_fields`
+    exactly like :func:`setting`'s bounds (the bundle manifest's dataclasses use it).
     """
-    return dataclasses.field(metadata=_bounds(gt, ge, le, lt, allow_inf))
+    return _bounds(gt, ge, le, lt, allow_inf)
 
 
 def check_fields(obj: Any) -> None:

@@ -21,11 +21,13 @@ import onnx
 import onnxruntime
 import torch
 
+from adapt_robot.errors import AdaptRobotError
 from adapt_robot.meta.algorithms.base import Learner
 from adapt_robot.meta.inner import positive_rates
 from adapt_robot.meta.policy import GaussianMLPPolicy, detach
 from adapt_robot.meta.train_config import TrainConfig
 from adapt_robot.runtime import bundle_format as bf
+from adapt_robot.runtime.safety import AcceptanceConfig
 from export import graphs, parity
 
 SUPPORTED_POLICIES = (GaussianMLPPolicy,)
@@ -33,7 +35,7 @@ NORMALIZER_EPS = 1e-8
 """Must match :meth:`GaussianMLPPolicy.normalize`."""
 
 
-class ExportError(ValueError):
+class ExportError(AdaptRobotError, ValueError):
     """The run cannot be exported (bad checkpoint, unsupported policy, bad output directory)."""
 
 
@@ -95,12 +97,15 @@ def export_bundle(
     capacity: int | None = None,
     fp16: bool = False,
     seed: int = 0,
+    acceptance: AcceptanceConfig | None = None,
 ) -> Path:
     """Export ``run_dir``'s checkpoint to a bundle at ``out_dir``; returns ``out_dir``.
 
     ``capacity`` is the fixed row count ``N`` of ``adapt_step.onnx`` (default: the training
     inner batch, episodes per task x horizon). ``fp16`` adds ``policy_fp16.onnx``. ``seed``
-    seeds the random parity inputs. Raises :class:`ExportError` for bad input and
+    seeds the random parity inputs. ``acceptance`` is the acceptance rule written into the
+    manifest, the robot's default (None: :class:`AcceptanceConfig` defaults, the settings
+    ``adapt-robot eval`` judges with by default). Raises :class:`ExportError` for bad input and
     :class:`export.parity.ParityError` when a graph disagrees with the training code; in both
     cases nothing is left at ``out_dir`` (an existing bundle there is kept).
     """
@@ -117,7 +122,7 @@ def export_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it 0700; a bundle is an ordinary directory
     try:
-        _write(tmp, run, run_path, n, fp16, seed)
+        _write(tmp, run, run_path, n, fp16, seed, acceptance or AcceptanceConfig())
         bf.load_bundle(tmp)  # read back with the runtime's reader: hashes, shapes, version
         _swap_into_place(tmp, out)
     except BaseException:
@@ -142,7 +147,15 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(tmp: Path, run: _Run, run_path: Path, capacity: int, fp16: bool, seed: int) -> None:
+def _write(
+    tmp: Path,
+    run: _Run,
+    run_path: Path,
+    capacity: int,
+    fp16: bool,
+    seed: int,
+    acceptance: AcceptanceConfig,
+) -> None:
     from sim.registry import get_family
 
     cfg, learner = run.cfg, run.learner
@@ -168,11 +181,16 @@ def _write(tmp: Path, run: _Run, run_path: Path, capacity: int, fp16: bool, seed
     figures["policy"] = parity.check_policy(path, policy, params, low, high, rng)
     limits["policy"] = parity.RTOL_FP32
 
-    io = graphs.export_adapt_step(tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity)
+    loss_fn = learner.inner_loss_fn()
+    io = graphs.export_adapt_step(
+        tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity, loss_fn
+    )
     path = add("adapt_step", bf.ADAPT_STEP_ONNX, io)
-    figures["adapt_step"] = parity.check_adapt_step(path, policy, params, lrs, capacity, rng)
+    figures["adapt_step"] = parity.check_adapt_step(
+        path, policy, params, lrs, capacity, rng, loss_fn=loss_fn
+    )
     figures["adapt_step_x3"] = parity.check_adapt_step(
-        path, policy, params, lrs, capacity, rng, steps=parity.CHAINED_STEPS
+        path, policy, params, lrs, capacity, rng, steps=parity.CHAINED_STEPS, loss_fn=loss_fn
     )
     limits["adapt_step"] = limits["adapt_step_x3"] = parity.RTOL_FP32
 
@@ -208,6 +226,7 @@ def _write(tmp: Path, run: _Run, run_path: Path, capacity: int, fp16: bool, seed
     arrays.update({bf.LR_PREFIX + k: v.numpy().astype(np.float32) for k, v in lrs.items()})
     np.savez(tmp / bf.PARAMS_NPZ, **arrays)  # type: ignore[arg-type]
     manifest = _manifest(run, run_path, family, capacity, graph_specs, figures, note, adapted)
+    manifest["acceptance"] = acceptance.acceptance()
     files = {f.name: bf.sha256_file(f) for f in sorted(tmp.iterdir())}
     bf.write_manifest(bf.Manifest(**{**manifest, "files": files}), tmp / bf.MANIFEST)
 
@@ -244,20 +263,22 @@ def _manifest(
     policy = learner.policy
     norm = policy.normalizer
 
-    def space(s: Any) -> bf.SpaceSpec:
-        return bf.SpaceSpec(
-            dim=s.dim, names=list(s.names), low=s.low.tolist(), high=s.high.tolist()
-        )
+    def space(s: Any) -> dict[str, Any]:
+        return {
+            "dim": s.dim,
+            "names": list(s.names),
+            "low": s.low.tolist(),
+            "high": s.high.tolist(),
+        }
 
     per_param = any(v.dim() > 0 for v in learner.raw_lrs.values())
-    lrs = positive_rates(detach(learner.raw_lrs))
     algo = cfg.algo
     return {
         "format_version": bf.FORMAT_VERSION,
         "family": cfg.family,
         "observation_reward": bool(family.observation_reward),
-        "observation": space(family.obs_spec),
-        "action": space(family.action_spec),
+        "observation": bf.SpaceSpec(**space(family.obs_spec)),
+        "action": bf.ActionSpec(**space(family.action_spec)),
         "normalizer": bf.NormalizerSpec(
             enabled=policy.cfg.normalize_obs,
             mean=[float(x) for x in norm.mean],
@@ -282,7 +303,6 @@ def _manifest(
             algorithm=algo.name,
             steps=int(learner.inner_steps),
             lr_mode="per_parameter" if per_param else "scalar",
-            lr_summary={k: float(v.mean()) for k, v in lrs.items()},
             capacity=capacity,
             episodes=cfg.sampler.episodes_per_task,
             horizon=int(family.max_steps),
@@ -291,6 +311,7 @@ def _manifest(
             baseline=cfg.sampler.baseline,
             baseline_reg=cfg.sampler.baseline_reg,
             normalize_adv=cfg.sampler.normalize_adv,
+            loss=learner.inner_loss_fn().kind,
         ),
         "graphs": graph_specs,
         "reward_note": note,

@@ -62,7 +62,7 @@ class OnlineAdapter:
         mode: EpisodicMode | SlidingWindowMode = EpisodicMode(),  # noqa: B008 (frozen)
         deterministic: bool = False,
         seed: int = 0,
-        safety: SafetyConfig = SafetyConfig(),  # noqa: B008 (frozen)
+        safety: SafetyConfig | None = None,
         auto_adapt: bool = True,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
@@ -78,6 +78,7 @@ class OnlineAdapter:
             )
         self.mode = mode
         self.deterministic = deterministic
+        safety = self.bundle.safety if safety is None else safety  # None: the bundle's rule
         self.safety = safety
         self.auto_adapt = auto_adapt
         self.providers = resolve_providers(providers)

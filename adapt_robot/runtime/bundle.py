@@ -5,7 +5,8 @@ sha256 of every file, parameter names, shapes and dtypes), then opens every grap
 Runtime and checks its declared inputs and outputs against the manifest: names and order, and
 every static dimension (parameter shapes, observation and action sizes, the fixed batch
 capacity of ``adapt_step.onnx``). Any mismatch is a :class:`BundleError` naming the file and the
-field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs.
+field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs. The
+manifest's acceptance settings are the adapter's default limits (:attr:`Bundle.safety`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from adapt_robot.runtime.bundle_format import (
     Manifest,
     load_bundle,
 )
+from adapt_robot.runtime.safety import SafetyConfig
 from adapt_robot.runtime.sessions import CPU, SessionSettings, create_session
 
 Dim = int | None
@@ -187,11 +189,6 @@ class Bundle:
             raise BundleError(
                 f"{source}: graphs.reward: missing field (observation_reward is true)"
             )
-        if manifest.observation.dim != len(manifest.observation.names):
-            raise BundleError(f"{source}: observation.names: expected observation.dim entries")
-        for side in ("low", "high"):
-            if len(getattr(manifest.action, side)) != manifest.action.dim:
-                raise BundleError(f"{source}: action.{side}: expected action.dim entries")
         for key, spec in manifest.graphs.items():
             check_graph(root / spec.file, manifest, key)
         params_file = root / PARAMS_NPZ
@@ -208,6 +205,16 @@ class Bundle:
             params=_frozen({n: arrays[n] for n in names}),
             lrs=_frozen(lrs),
         )
+
+    @property
+    def lr_summary(self) -> dict[str, float]:
+        """Mean inner rate per adapted tensor, derived from ``params.npz`` (for humans)."""
+        return {name: float(np.mean(v, dtype=np.float64)) for name, v in self.lrs.items()}
+
+    @property
+    def safety(self) -> SafetyConfig:
+        """The adapter's default limits: the manifest's acceptance settings, fault action zero."""
+        return SafetyConfig.from_acceptance(self.manifest.acceptance)
 
     def graph_path(self, key: str) -> Path:
         """Path of graph ``key`` (``policy``, ``adapt_step``, ``reward``, ``policy_fp16``)."""

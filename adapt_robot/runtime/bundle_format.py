@@ -9,26 +9,44 @@ A bundle is a directory written by ``export/`` and read on the robot::
     params.npz         meta-parameters (training names, training order) and inner rates
     policy_fp16.onnx   optional half-precision policy (same inputs and outputs)
 
-Every field is documented in ``docs/bundle_format.md``. :func:`load_bundle` refuses a bundle whose
-format version, file hashes or parameter shapes do not match, with an error naming the file and
-the field. Export writes the manifest with :func:`write_manifest`; the runtime reads it with
-:func:`load_bundle`. No torch or onnx import here: this runs on the robot.
+Every field is documented in ``docs/bundle_format.md``. The manifest is validated by the same
+validator as launch files (:func:`adapt_robot.config.build`): field types, the bounds declared
+on the dataclasses below and the relations their ``__post_init__`` checks. :func:`load_bundle`
+refuses a bundle whose format version, fields, file hashes or parameter shapes do not match,
+with an error naming the file, the field and what was expected. Export writes the manifest
+with :func:`write_manifest`; the runtime reads it with :func:`load_bundle`. No torch or onnx
+import here: this runs on the robot.
+
+The inner rates are stored once, as ``lr.*`` in ``params.npz``; summaries are derived from
+them (:meth:`adapt_robot.runtime.bundle.Bundle.lr_summary`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
 
-FORMAT_VERSION = 1
-"""Bundle format version written by this code; a bundle with another version is refused."""
+from adapt_robot.config import ConfigError, FieldError, bounds, build, parse_yaml
+from adapt_robot.errors import AdaptRobotError
+from adapt_robot.limits import MAX_INNER_STEPS
+from adapt_robot.runtime.safety import AcceptanceConfig
+
+FORMAT_VERSION = 2
+"""Bundle format version written by this code; a bundle with another version is refused.
+
+2: ``acceptance`` section added, ``inner_loop.lr_summary`` dropped (derived from ``params.npz``),
+every field type-checked and bounded."""
+REEXPORT = "re-export the bundle with this adapt-robot: adapt-robot export RUN_DIR -o BUNDLE"
+"""What to do about a bundle this reader refuses for its version or its fields."""
 MANIFEST = "manifest.yaml"
 POLICY_ONNX = "policy.onnx"
 POLICY_FP16_ONNX = "policy_fp16.onnx"
@@ -41,22 +59,57 @@ NEW_PREFIX = "new."
 """``adapt_step.onnx`` output of the updated adapted parameter ``p``: ``new.p``."""
 
 
-class BundleError(ValueError):
+class BundleError(AdaptRobotError, ValueError):
     """A bundle is missing, malformed or does not match its manifest (the message names where)."""
+
+
+def _check_space(spec: Any) -> None:
+    for side in ("names", "low", "high"):
+        got = len(getattr(spec, side))
+        if got != spec.dim:
+            raise FieldError(side, f"expected dim = {spec.dim} entries, got {got}")
+    for i, (lo, hi) in enumerate(zip(spec.low, spec.high, strict=True)):
+        if not lo <= hi:
+            raise FieldError(f"low[{i}]", f"expected low <= high, got {lo!r} > {hi!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SpaceSpec:
-    """A named, bounded vector space (observation or action)."""
+    """A named, bounded vector space (the observation)."""
 
-    dim: int
+    dim: int = field(metadata=bounds(ge=1))
     """Number of entries."""
     names: list[str]
     """One name per entry (``obj_pos[0]`` for multi-entry fields)."""
-    low: list[float]
+    low: list[float] = field(metadata=bounds(allow_inf=True))
     """Lower bound per entry (``-.inf`` where unbounded)."""
-    high: list[float]
+    high: list[float] = field(metadata=bounds(allow_inf=True))
     """Upper bound per entry (``.inf`` where unbounded)."""
+
+    def __post_init__(self) -> None:
+        _check_space(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionSpec:
+    """The action space: named entries with finite bounds, ``low < high`` for each."""
+
+    dim: int = field(metadata=bounds(ge=1))
+    """Number of entries."""
+    names: list[str]
+    """One name per entry."""
+    low: list[float]
+    """Lower bound per entry (finite: actions are clipped to it)."""
+    high: list[float]
+    """Upper bound per entry (finite, above ``low``)."""
+
+    def __post_init__(self) -> None:
+        _check_space(self)
+        for i, (lo, hi) in enumerate(zip(self.low, self.high, strict=True)):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise FieldError(
+                    f"low[{i}]", f"expected finite bounds with low < high, got [{lo!r}, {hi!r}]"
+                )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,31 +121,45 @@ class NormalizerSpec:
     mean: list[float]
     """Per-entry mean subtracted."""
     var: list[float]
-    """Per-entry variance; obs are divided by ``sqrt(var + eps)``."""
-    eps: float
+    """Per-entry variance (>= 0); obs are divided by ``sqrt(var + eps)``."""
+    eps: float = field(metadata=bounds(gt=0))
     """Added to the variance."""
-    clip: float
+    clip: float = field(metadata=bounds(gt=0))
     """Normalised observations are clipped to ``[-clip, clip]``."""
-    count: float
+    count: float = field(metadata=bounds(ge=0))
     """Number of observations the statistics were computed from."""
+
+    def __post_init__(self) -> None:
+        if len(self.var) != len(self.mean):
+            raise FieldError(
+                "var", f"expected {len(self.mean)} entries (as mean), got {len(self.var)}"
+            )
+        for i, v in enumerate(self.var):
+            if not v >= 0:
+                raise FieldError(f"var[{i}]", f"expected a value >= 0, got {v!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class PolicySpec:
     """The exported policy network."""
 
-    type: str
+    type: Literal["gaussian_mlp"]
     """Policy class (``gaussian_mlp``)."""
     hidden: list[int]
-    """Hidden layer widths."""
-    activation: str
+    """Hidden layer widths (each >= 1)."""
+    activation: Literal["tanh", "relu"]
     """Hidden activation (``tanh`` or ``relu``)."""
-    adapt: str
+    adapt: Literal["all", "head", "context"]
     """Adapted subset: ``all``, ``head`` or ``context``."""
-    context_dim: int
+    context_dim: int = field(metadata=bounds(ge=1))
     """Context vector size (``adapt: context`` only; otherwise unused)."""
-    action_squash: str
+    action_squash: Literal["tanh"]
     """How the mean is bounded: ``tanh`` then clipped to the action bounds."""
+
+    def __post_init__(self) -> None:
+        for i, width in enumerate(self.hidden):
+            if width < 1:
+                raise FieldError(f"hidden[{i}]", f"expected a width >= 1, got {width}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,41 +169,69 @@ class ParamSpec:
     name: str
     """Key in ``params.npz`` and ONNX input name."""
     shape: list[int]
-    """Tensor shape."""
-    dtype: str
+    """Tensor shape (every dimension >= 1; ``[]`` for a scalar)."""
+    dtype: Literal["float32"]
     """numpy dtype name (``float32``)."""
     adapted: bool
     """Whether ``adapt_step.onnx`` updates it (then it has an ``lr.`` rate, a ``new.`` output)."""
 
+    def __post_init__(self) -> None:
+        if not self.name or self.name.startswith((LR_PREFIX, NEW_PREFIX)):
+            raise FieldError(
+                "name",
+                f"expected a parameter name not starting with lr. or new., got {self.name!r}",
+            )
+        for i, d in enumerate(self.shape):
+            if d < 1:
+                raise FieldError(f"shape[{i}]", f"expected a dimension >= 1, got {d}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class InnerLoopSpec:
-    """How the robot adapts: everything it must not re-derive from code defaults."""
+    """How the robot adapts: everything it must not re-derive from code defaults.
+
+    The inner rates themselves are not here: they are ``lr.*`` in ``params.npz`` (stored once).
+    """
 
     algorithm: str
     """Meta-learner that produced the parameters (``maml``, ``reptile``, ``ppo_dr``)."""
-    steps: int
-    """Inner steps per adaptation (``adapt_step.onnx`` applied this many times)."""
-    lr_mode: str
+    steps: int = field(metadata=bounds(ge=1, le=MAX_INNER_STEPS))
+    """Inner steps per adaptation (``adapt_step.onnx`` applied this many times), 1 to 3."""
+    lr_mode: Literal["scalar", "per_parameter"]
     """``scalar`` (one rate per tensor) or ``per_parameter`` (Meta-SGD, shaped as the tensor)."""
-    lr_summary: dict[str, float]
-    """Mean rate per adapted tensor (the exact rates are ``lr.*`` in ``params.npz``)."""
-    capacity: int
+    capacity: int = field(metadata=bounds(ge=1))
     """Fixed batch rows ``N`` of ``adapt_step.onnx``; unused rows get ``mask = 0``."""
-    episodes: int
+    episodes: int = field(metadata=bounds(ge=1))
     """Episodes per adaptation batch in training (``sampler.episodes_per_task``)."""
-    horizon: int
+    horizon: int = field(metadata=bounds(ge=1))
     """Episode length in control steps (the family's ``max_steps``)."""
-    gamma: float
+    gamma: float = field(metadata=bounds(ge=0, le=1))
     """Discount factor of the returns."""
-    gae_lambda: float
+    gae_lambda: float = field(metadata=bounds(ge=0, le=1))
     """GAE lambda (1 = returns minus baseline)."""
-    baseline: str
+    baseline: Literal["linear", "none"]
     """``linear`` (ridge-fitted feature baseline) or ``none``."""
-    baseline_reg: float
+    baseline_reg: float = field(metadata=bounds(ge=0))
     """Ridge regularisation of the baseline fit."""
     normalize_adv: bool
     """Whether advantages are normalised per batch."""
+    loss: Literal["policy_gradient", "identification"] = "policy_gradient"
+    """Inner loss of ``adapt_step.onnx``, which says what batch the robot builds:
+    ``policy_gradient`` (inputs ``obs, act, adv, mask``: advantages from the rewards, MAML and
+    the other gradient learners) or ``identification`` (inputs ``obs, act, next_obs, mask``:
+    the robot's own transitions, no reward; the latent learner adapts ``context``)."""
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_file_name(field_path: str, name: str) -> None:
+    """A file named in the manifest stays inside the bundle directory (no path parts)."""
+    if not _PLAIN_NAME.match(name) or name in (".", ".."):
+        raise FieldError(
+            field_path, f"expected a file name inside the bundle directory, got {name!r}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,11 +239,14 @@ class GraphSpec:
     """One ONNX file: its fixed input and output names."""
 
     file: str
-    """File name inside the bundle."""
+    """File name inside the bundle (no directory part)."""
     inputs: list[str]
     """Input names, in order."""
     outputs: list[str]
     """Output names, in order."""
+
+    def __post_init__(self) -> None:
+        _check_file_name("file", self.file)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +261,7 @@ class Manifest:
     """Whether the family's reward is a function of observations (then ``reward.onnx`` exists)."""
     observation: SpaceSpec
     """Observation layout."""
-    action: SpaceSpec
+    action: ActionSpec
     """Action layout."""
     normalizer: NormalizerSpec
     """Frozen observation normaliser."""
@@ -173,11 +271,14 @@ class Manifest:
     """Parameters in canonical order (ONNX input order and ``params.npz`` key order)."""
     inner_loop: InnerLoopSpec
     """Inner-loop settings."""
+    acceptance: AcceptanceConfig
+    """The acceptance rule's settings: the adapter's default ``SafetyConfig`` (and what
+    ``adapt-robot eval`` judged with)."""
     graphs: dict[str, GraphSpec]
     """``policy``, ``adapt_step``, optional ``reward`` and ``policy_fp16``."""
     reward_note: str
     """Why ``reward.onnx`` is absent, or what it computes."""
-    opset: int
+    opset: int = field(metadata=bounds(ge=1))
     """ONNX opset of every graph."""
     producer: dict[str, str]
     """Producing versions: ``adapt_robot``, ``torch``, ``onnx``, ``onnxruntime``."""
@@ -187,6 +288,30 @@ class Manifest:
     """``config`` (the resolved training config), ``iteration``, ``env_steps``, ``run_dir``."""
     files: dict[str, str] = field(default_factory=dict)
     """sha256 (hex) of every other file in the bundle."""
+
+    def __post_init__(self) -> None:
+        if self.format_version != FORMAT_VERSION:
+            raise FieldError(
+                "format_version", f"expected {FORMAT_VERSION}, got {self.format_version!r}"
+            )
+        dim = self.observation.dim
+        for side in ("mean", "var"):
+            got = len(getattr(self.normalizer, side))
+            if got != dim:
+                raise FieldError(
+                    f"normalizer.{side}", f"expected observation.dim = {dim} entries, got {got}"
+                )
+        seen: set[str] = set()
+        for i, p in enumerate(self.parameters):
+            if p.name in seen:
+                raise FieldError(f"parameters[{i}].name", f"{p.name!r} is listed twice")
+            seen.add(p.name)
+        for name, digest in self.files.items():
+            _check_file_name(f"files.{name}", name)
+            if not _SHA256.match(digest):
+                raise FieldError(
+                    f"files.{name}", f"expected a hex sha256 (64 of 0-9a-f), got {digest!r}"
+                )
 
     def adapted_names(self) -> list[str]:
         """Names of the adapted parameters, in canonical order."""
@@ -212,59 +337,27 @@ def write_manifest(manifest: Manifest, path: str | Path) -> None:
     Path(path).write_text(text)
 
 
-_NESTED: dict[str, type[Any]] = {
-    "observation": SpaceSpec,
-    "action": SpaceSpec,
-    "normalizer": NormalizerSpec,
-    "policy": PolicySpec,
-    "inner_loop": InnerLoopSpec,
-}
-
-
-def _build(cls: type[Any], data: Any, where: str, source: str) -> Any:
-    """Build a manifest dataclass from a mapping; missing or unknown keys name file and field."""
-    if not isinstance(data, Mapping):
-        raise BundleError(f"{source}: {where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise BundleError(f"{source}: {where}.{unknown[0]}: unknown field")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        path = f"{where}.{name}" if where else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise BundleError(f"{source}: {path}: missing field")
-            continue
-        value = data[name]
-        if name in _NESTED and cls is Manifest:
-            value = _build(_NESTED[name], value, path, source)
-        elif name == "parameters":
-            if not isinstance(value, list):
-                raise BundleError(f"{source}: {path}: expected a list")
-            value = [_build(ParamSpec, v, f"{path}[{i}]", source) for i, v in enumerate(value)]
-        elif name == "graphs":
-            if not isinstance(value, Mapping):
-                raise BundleError(f"{source}: {path}: expected a mapping")
-            value = {k: _build(GraphSpec, v, f"{path}.{k}", source) for k, v in value.items()}
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
 def parse_manifest(data: Any, source: str = MANIFEST) -> Manifest:
-    """Validate raw YAML data into a :class:`Manifest` (version checked first)."""
+    """Validate raw YAML data into a :class:`Manifest` (version checked first).
+
+    The fields go through :func:`adapt_robot.config.build`, the launch files' validator; any
+    fault is a :class:`BundleError` naming ``source``, the field and what was expected.
+    """
     if not isinstance(data, Mapping):
-        raise BundleError(f"{source}: expected a mapping at the top level")
+        raise BundleError(f"{source}: expected a mapping at the top level; {REEXPORT}")
     if "format_version" not in data:
-        raise BundleError(f"{source}: format_version: missing field")
+        raise BundleError(f"{source}: format_version: missing field; {REEXPORT}")
     version = data["format_version"]
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):
         raise BundleError(
             f"{source}: format_version: bundle has version {version!r}, this adapt-robot reads "
-            f"version {FORMAT_VERSION}; re-export the bundle with a matching adapt-robot"
+            f"version {FORMAT_VERSION}; {REEXPORT} (or load it with the adapt-robot that wrote "
+            "it)"
         )
-    manifest: Manifest = _build(Manifest, data, "", source)
-    return manifest
+    try:
+        return build(Manifest, data)
+    except ConfigError as err:
+        raise BundleError(f"{source}: {err}; {REEXPORT}") from None
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -273,7 +366,7 @@ def load_manifest(path: str | Path) -> Manifest:
     if not p.is_file():
         raise BundleError(f"{p}: no manifest")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = parse_yaml(p.read_text())
     except yaml.YAMLError as err:
         raise BundleError(f"{p}: not valid YAML: {err}") from err
     return parse_manifest(data, str(p))

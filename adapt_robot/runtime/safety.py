@@ -9,12 +9,15 @@ that rose) is rolled back: the parameters stay as they were and the reason is co
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from adapt_robot.config import FieldError, check_fields, setting
 
 FaultAction = Literal["zero", "hold"]
 
@@ -29,36 +32,93 @@ UPDATE_NORM = "update_norm"
 """The update's L2 norm exceeds ``max_update_norm``."""
 LOSS_INCREASE = "loss_increase"
 """The inner loss on the batch itself rose after the steps (beyond the tolerance)."""
-REASONS = (BAD_REWARD, NONFINITE_ADVANTAGES, NONFINITE_UPDATE, UPDATE_NORM, LOSS_INCREASE)
+BAD_TRANSITIONS = "bad_transitions"
+"""A transition of an identification batch is non-finite or implausible (a jump beyond
+``TELEPORT_STD`` normalised units between consecutive observations): not adapted on."""
+TELEPORT_STD = 30.0
+"""Largest plausible change of an observation entry between two control steps, in units of
+that entry's training standard deviation (training clips its targets at 10)."""
+REASONS = (
+    BAD_REWARD,
+    NONFINITE_ADVANTAGES,
+    BAD_TRANSITIONS,
+    NONFINITE_UPDATE,
+    UPDATE_NORM,
+    LOSS_INCREASE,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
-class SafetyConfig:
-    """Limits of the on-device adapter (every check on by default)."""
+class AcceptanceConfig:
+    """Settings of the acceptance rule: which adaptations are kept (every check on by default).
 
-    max_update_norm: float = 10.0
-    """Largest accepted L2 norm of ``new - old`` over all adapted parameters (``inf``: no bound).
-    The inner rates of a bundle move a well-trained policy by far less in a few steps."""
-    reject_loss_increase: bool = True
-    """Roll back an update after which the inner loss on its own batch is higher than before."""
-    loss_tolerance: float = 1e-3
-    """Allowed rise of that loss, relative to ``max(|loss before|, 1)`` (float32 rounding)."""
+    Written into the bundle manifest at export (``acceptance:``); the adapter's default
+    :class:`SafetyConfig` is read from there, and ``adapt-robot eval`` judges every task's
+    inner steps with the same settings and the same functions (:func:`batch_rejection`,
+    :func:`rejection`).
+    """
+
+    max_update_norm: float = setting(
+        10.0,
+        doc="Largest accepted L2 norm of ``new - old`` over all adapted parameters (``.inf``: "
+        "no bound). The inner rates of a bundle move a well-trained policy by far less in a "
+        "few steps.",
+        gt=0,
+        allow_inf=True,
+    )
+    reject_loss_increase: bool = setting(
+        True,
+        doc="Roll back an update after which the inner loss on its own batch is higher than "
+        "before.",
+    )
+    loss_tolerance: float = setting(
+        1e-3,
+        doc="Allowed rise of that loss, relative to ``max(|loss before|, 1)`` (float32 rounding).",
+        ge=0,
+    )
+    max_abs_reward: float = setting(
+        1e6,
+        doc="Rewards with a larger magnitude (or NaN/inf) are faults; a batch holding one is "
+        "not adapted on.",
+        gt=0,
+        allow_inf=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def acceptance(self) -> AcceptanceConfig:
+        """The acceptance settings alone (what a bundle manifest records)."""
+        return AcceptanceConfig(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(AcceptanceConfig)}
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SafetyConfig(AcceptanceConfig):
+    """Limits of the on-device adapter: the acceptance rule plus the bad-observation answer.
+
+    A bundle's manifest holds its acceptance settings; :meth:`from_acceptance` builds the
+    adapter's default from them.
+    """
+
     fault_action: FaultAction = "zero"
     """Action answered to a bad observation: ``zero`` (the zero command, clipped to the
     bounds) or ``hold`` (the last action sent for a good observation; zero before any)."""
-    max_abs_reward: float = 1e6
-    """Rewards with a larger magnitude (or NaN/inf) are faults; a batch holding one is not
-    adapted on."""
 
     def __post_init__(self) -> None:
-        if not self.max_update_norm > 0:
-            raise ValueError(f"max_update_norm: expected a value > 0, got {self.max_update_norm}")
-        if not self.loss_tolerance >= 0:
-            raise ValueError(f"loss_tolerance: expected a value >= 0, got {self.loss_tolerance}")
+        super().__post_init__()
         if self.fault_action not in ("zero", "hold"):
-            raise ValueError(f"fault_action: expected 'zero' or 'hold', got {self.fault_action!r}")
-        if not self.max_abs_reward > 0:
-            raise ValueError(f"max_abs_reward: expected a value > 0, got {self.max_abs_reward}")
+            raise FieldError(
+                "fault_action", f"expected 'zero' or 'hold', got {self.fault_action!r}"
+            )
+
+    @classmethod
+    def from_acceptance(
+        cls, acceptance: AcceptanceConfig, fault_action: FaultAction = "zero"
+    ) -> SafetyConfig:
+        """The adapter's limits with ``acceptance`` (e.g. a bundle's ``manifest.acceptance``)."""
+        return cls(**dataclasses.asdict(acceptance.acceptance()), fault_action=fault_action)
 
 
 @dataclass
@@ -166,7 +226,7 @@ def update_norm(
 
 
 def rejection(
-    cfg: SafetyConfig,
+    cfg: AcceptanceConfig,
     old: Mapping[str, np.ndarray],
     new: Mapping[str, np.ndarray],
     names: Sequence[str],
@@ -195,7 +255,32 @@ def rejection(
     return None, norm
 
 
-def rewards_ok(cfg: SafetyConfig, rewards: np.ndarray) -> bool:
+def transitions_ok(obs: np.ndarray, next_obs: np.ndarray, std: np.ndarray) -> bool:
+    """Whether live transitions ``[n, O]`` are finite and free of implausible jumps."""
+    if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(next_obs))):
+        return False
+    with np.errstate(all="ignore"):
+        jump = np.abs(next_obs.astype(np.float64) - obs) / std
+    return bool(np.all(jump <= TELEPORT_STD))
+
+
+def rewards_ok(cfg: AcceptanceConfig, rewards: np.ndarray) -> bool:
     """Every reward finite and within ``max_abs_reward``."""
     r = np.asarray(rewards, dtype=np.float64)
     return bool(np.all(np.isfinite(r)) and np.all(np.abs(r) <= cfg.max_abs_reward))
+
+
+def batch_rejection(
+    cfg: AcceptanceConfig, rewards: np.ndarray, advantages: np.ndarray | None
+) -> str | None:
+    """Why a batch must not be adapted on (None: adapt), before any inner step runs.
+
+    ``rewards`` are the live rows' rewards; ``advantages`` their advantages (None where they
+    could not be computed, e.g. a failed baseline fit). The checks and their order are those
+    of the adapter: :data:`BAD_REWARD` first, then :data:`NONFINITE_ADVANTAGES`.
+    """
+    if not rewards_ok(cfg, rewards):
+        return BAD_REWARD
+    if advantages is None or not bool(np.all(np.isfinite(advantages))):
+        return NONFINITE_ADVANTAGES
+    return None

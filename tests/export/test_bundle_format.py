@@ -78,21 +78,26 @@ def test_missing_field_names_file_and_field(
         del data[remove[-1]]
 
     _edit(bundle_copy, drop)
-    with pytest.raises(bf.BundleError, match=rf"manifest\.yaml: {field}: missing field"):
+    with pytest.raises(bf.BundleError, match=rf"manifest\.yaml: {field}: required key is missing"):
         bf.load_bundle(bundle_copy)
 
 
 def test_missing_parameter_field_is_indexed(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda d: d["parameters"][2].pop("shape"))
-    with pytest.raises(bf.BundleError, match=r"parameters\[2\]\.shape: missing field"):
+    with pytest.raises(bf.BundleError, match=r"parameters\[2\]\.shape: required key is missing"):
         bf.load_bundle(bundle_copy)
 
 
-@pytest.mark.parametrize("version", [bf.FORMAT_VERSION + 1, 0, "1"])
-def test_other_format_version_is_refused(bundle_copy: Path, version: object) -> None:
+@pytest.mark.parametrize("version", [bf.FORMAT_VERSION + 1, 1, 0, "2", True])
+def test_other_format_version_is_refused_saying_how_to_re_export(
+    bundle_copy: Path, version: object
+) -> None:
     _edit(bundle_copy, lambda d: d.update(format_version=version))
-    with pytest.raises(bf.BundleError, match=r"manifest\.yaml: format_version: bundle has version"):
+    with pytest.raises(
+        bf.BundleError, match=r"manifest\.yaml: format_version: bundle has version"
+    ) as e:
         bf.load_bundle(bundle_copy)
+    assert "adapt-robot export RUN_DIR -o BUNDLE" in str(e.value)
 
 
 def test_shape_mismatch_names_array(bundle_copy: Path) -> None:
@@ -106,7 +111,7 @@ def test_shape_mismatch_names_array(bundle_copy: Path) -> None:
 
 def test_unknown_field_is_refused(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda d: d["inner_loop"].update(surprise=1))
-    with pytest.raises(bf.BundleError, match=r"inner_loop\.surprise: unknown field"):
+    with pytest.raises(bf.BundleError, match=r"inner_loop\.surprise: unknown key"):
         bf.load_bundle(bundle_copy)
 
 
@@ -123,11 +128,21 @@ def test_reader_imports_numpy_and_yaml_only() -> None:
         "dataclasses",
         "hashlib",
         "collections",
+        "math",
         "pathlib",
+        "re",
         "typing",
         "numpy",
         "yaml",
+        "adapt_robot",
     }
+    ours = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("adapt_robot")
+    }
+    # The launch-file validator, the shared limits and the acceptance settings: torch-free.
+    assert ours == {"adapt_robot.config", "adapt_robot.limits", "adapt_robot.runtime.safety"}
 
 
 def test_reader_loads_a_bundle_without_torch_or_onnx(smoke_bundle: Path) -> None:

@@ -70,7 +70,7 @@ def test_manifest_missing_a_key(point_bundle_copy: Path) -> None:
     data = read_manifest(point_bundle_copy)
     del data["inner_loop"]["capacity"]
     write_manifest(point_bundle_copy, data)
-    refused(point_bundle_copy, "manifest.yaml", "inner_loop.capacity: missing field")
+    refused(point_bundle_copy, "manifest.yaml", "inner_loop.capacity: required key is missing")
 
 
 def test_shape_mismatch_in_params_npz(point_bundle_copy: Path) -> None:
@@ -92,9 +92,49 @@ def test_non_finite_parameter_is_refused(point_bundle_copy: Path) -> None:
 
 def test_format_version_from_the_future(point_bundle_copy: Path) -> None:
     data = read_manifest(point_bundle_copy)
-    data["format_version"] = 2
+    data["format_version"] = 3
     write_manifest(point_bundle_copy, data)
-    refused(point_bundle_copy, "manifest.yaml", "format_version", "version 2")
+    refused(point_bundle_copy, "manifest.yaml", "format_version", "version 3")
+
+
+def test_version_1_bundle_is_refused_with_how_to_re_export_it(point_bundle_copy: Path) -> None:
+    data = read_manifest(point_bundle_copy)
+    data["format_version"] = 1  # a version-1 manifest: lr_summary, no acceptance section
+    data["inner_loop"]["lr_summary"] = {"l0.w": 0.1}
+    del data["acceptance"]
+    write_manifest(point_bundle_copy, data)
+    refused(
+        point_bundle_copy,
+        "manifest.yaml: format_version: bundle has version 1, this adapt-robot reads version 2",
+        "adapt-robot export RUN_DIR -o BUNDLE",
+    )
+
+
+def test_acceptance_settings_of_the_manifest_are_the_adapters_default(
+    point_bundle_copy: Path,
+) -> None:
+    from adapt_robot.runtime import OnlineAdapter, SafetyConfig
+
+    data = read_manifest(point_bundle_copy)
+    data["acceptance"].update(max_update_norm=0.5, reject_loss_increase=False, max_abs_reward=7.0)
+    write_manifest(point_bundle_copy, data)
+    b = Bundle.load(point_bundle_copy)
+    assert b.safety == SafetyConfig(
+        max_update_norm=0.5, reject_loss_increase=False, max_abs_reward=7.0
+    )
+    with OnlineAdapter(b, auto_adapt=False) as adapter:
+        assert adapter.safety == b.safety and adapter._inner.safety == b.safety
+    mine = SafetyConfig(max_update_norm=2.0, fault_action="hold")
+    with OnlineAdapter(b, safety=mine, auto_adapt=False) as adapter:
+        assert adapter.safety is mine  # a caller's config still wins
+
+
+def test_lr_summary_is_derived_from_params_npz(point_bundle: Path) -> None:
+    b = Bundle.load(point_bundle)
+    assert list(b.lr_summary) == b.manifest.adapted_names()
+    for name, mean in b.lr_summary.items():
+        assert mean == pytest.approx(float(np.mean(b.lrs[name])))
+    assert b.lr_summary["l0.w"] == pytest.approx(0.1, rel=1e-5)  # launch/smoke.yaml inner_lr
 
 
 def test_graph_shape_must_match_manifest_capacity(point_bundle_copy: Path) -> None:
