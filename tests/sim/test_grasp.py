@@ -112,7 +112,7 @@ def test_fragile_object_breaks_when_over_squeezed(family, engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_heavy_slippery_object_slips_with_weak_grip(family, engine):
     heavy = _task(mass=2.8, friction=0.25, half_height=0.05)
-    assert family.in_split(heavy) == "test"
+    assert family.in_split(heavy) == "train", "heavy slippery objects are trained on"
     obs, _, _, succ, _ = _episode(family, engine, heavy, grip_force=20.0)
     assert not succ.any()
     assert obs[-1, S.index("obj_height")] < 0.05, "a weak grip must let it slip"
@@ -138,6 +138,7 @@ def test_wrong_grip_is_what_fails_cross_task(family):
     light_fragile = _task(mass=0.08, friction=1.2, break_force=12.0)
     heavy_slippery = _task(mass=2.5, friction=0.3, half_height=0.05)
     tasks = [light_fragile, heavy_slippery]
+    assert [family.in_split(t) for t in tasks] == ["train", "train"]
     own = run_experts(family, "mujoco", tasks, seed=0)
     swapped = run_experts(family, "mujoco", tasks, expert_tasks=tasks[::-1], seed=0)
     assert own.success.all()

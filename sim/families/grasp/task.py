@@ -41,23 +41,31 @@ TRAIN_RANGES: dict[str, tuple[float, float]] = {
     "half_width": (0.018, 0.035),
     "half_depth": (0.018, 0.06),
     "half_height": (0.018, 0.06),
-    "mass": (0.05, 2.0),
-    "friction": (0.3, 1.5),
+    "mass": (0.05, 3.0),
+    "friction": (0.2, 1.5),
 }
-"""Train ranges; the declared field ranges are the union of both splits."""
+"""Train ranges; the declared field ranges are the union of both splits. Heavy slippery objects
+(up to 3 kg, friction down to 0.2) are in training: they need a squeeze that breaks a fragile
+object, so training already asks for the squeeze to be adapted."""
 TEST_EXTRA: dict[str, tuple[float, float]] = {
     "half_width": (0.035, 0.042),
     "half_height": (0.06, 0.075),
-    "mass": (2.0, 3.0),
-    "friction": (0.2, 0.3),
+    "mass": (3.0, 4.0),
 }
 """Out-of-training ranges a primitive test object draws one of its parameters from."""
 UNBREAKABLE = 1000.0
 """Break force of a robust object (N): far above what the fingers can squeeze."""
+FRAGILE_MIN = 8.0
+"""Smallest break force (N): above the gentle closing squeeze of the expert."""
 FRAGILE_MAX = 55.0
-"""Largest break force of a fragile object (N): below what a heavy slippery object needs."""
-FRAGILE_P = 0.5
-"""Fraction of fragile objects in both splits."""
+"""Largest break force of a fragile object (N): below what a heavy slippery object needs.
+An object whose safe squeeze would need a higher break force is always robust."""
+FRAGILE_WINDOW = (1.1, 1.6)
+"""Break force of a fragile object, as a multiple of the least it can have (the careful grip
+``grip_window(task)[0]`` divided by ``BREAK_MARGIN``): the safe window of a fragile object is
+narrow, so a squeeze that suits one object breaks or drops another."""
+FRAGILE_P = 0.7
+"""Chance that an object whose squeeze allows it (see ``FRAGILE_MAX``) is fragile."""
 SLIP_MARGIN = 1.6
 """Safety factor on the squeeze needed not to slip (lift acceleration, soft contacts)."""
 BREAK_MARGIN = 0.7
@@ -95,7 +103,7 @@ class GraspParams(TaskParams):
         high=0.08,
         hidden=False,
     )
-    mass: float = param(doc="object mass (kg)", low=0.05, high=3.0, hidden=True)
+    mass: float = param(doc="object mass (kg)", low=0.05, high=4.0, hidden=True)
     friction: float = param(doc="sliding friction coefficient", low=0.2, high=1.5, hidden=True)
     com_x: float = param(
         doc="centre-of-mass offset along the object x axis (m)", low=-0.01, high=0.01, hidden=True
@@ -275,7 +283,7 @@ def _draw_one(rng: np.random.Generator, split: Split) -> GraspParams:
         h = w
     elif shape == "capsule":
         h, d = w, w + _uniform(rng, (0.008, 0.025))
-    mass = float(np.exp(rng.uniform(*np.log(ranges["mass"]))))
+    mass = _uniform(rng, ranges["mass"])
     friction = _uniform(rng, ranges["friction"])
     com = rng.uniform(-0.01, 0.01, size=2)
     if shape in ("sphere", "capsule"):
@@ -292,10 +300,10 @@ def _draw_one(rng: np.random.Generator, split: Split) -> GraspParams:
         break_force=UNBREAKABLE,
     )
     if rng.uniform() < FRAGILE_P:
-        need = (SLIP_MARGIN * slip_force(task) + GRIP_BIAS) / BREAK_MARGIN
-        lo = max(need * 1.1, 8.0)
-        brk = float(rng.uniform(lo, max(lo, FRAGILE_MAX)))
-        task = dataclasses.replace(task, break_force=brk)
+        least = (SLIP_MARGIN * slip_force(task) + GRIP_BIAS) / BREAK_MARGIN
+        brk = max(least * float(rng.uniform(*FRAGILE_WINDOW)), FRAGILE_MIN)
+        if brk <= FRAGILE_MAX:
+            task = dataclasses.replace(task, break_force=brk)
     return task
 
 
