@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapt_robot import BLAS_THREAD_VARS
-from adapt_robot.config import ConfigError
+from adapt_robot.errors import AdaptRobotError, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
 def _bench_runtime(args: argparse.Namespace) -> None:
     """``bench runtime BUNDLE``: print the table (and write the figures with ``--json``)."""
     if args.bundle is None:
-        raise ValueError(
+        raise UsageError(
             "bench runtime: give the bundle directory, e.g. `adapt-robot bench runtime "
             "runs/grasp_bundle` (write one with `adapt-robot export RUN_DIR -o DIR`)"
         )
@@ -183,8 +183,119 @@ def _bench_runtime(args: argparse.Namespace) -> None:
         print(f"\nfigures: {args.json}")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from adapt_robot.config import load
+    from adapt_robot.jobs.demo import DemoConfig, run_demo, summary_table
+
+    cfg = load(DemoConfig, args.launch, args.set)
+    print(summary_table(run_demo(cfg)))
+    print(f"\nsummary, plots, GIF, bundle and training run in {cfg.out_dir}/")
+
+
+def _experts(args: argparse.Namespace) -> None:
+    from adapt_robot.config import load
+    from adapt_robot.jobs.experts import ExpertsConfig, experts_table, run_experts_job
+
+    cfg = load(ExpertsConfig, args.launch, args.set)
+    rows = run_experts_job(cfg)
+    print(experts_table(rows, cfg.tasks_per_split))
+    print(f"\nresults, GIFs and the resolved config in {cfg.out_dir}/")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from adapt_robot.jobs.train import run_train
+
+    print(f"run directory: {run_train(args.launch, args.set, args.resume)}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from export.cli_entry import export_main
+
+    print(export_main(args.run_dir, args.out, args.capacity, args.fp16))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from adapt_robot.jobs.evaluate import eval_main
+
+    print(eval_main(args))
+
+
+def _deploy(args: argparse.Namespace) -> None:
+    from adapt_robot.jobs.deploy import deploy_main
+
+    print(deploy_main(args))
+
+
+def _render(args: argparse.Namespace) -> None:
+    from adapt_robot.jobs.render import render_gif
+
+    print(
+        render_gif(
+            args.family,
+            args.engine,
+            args.split,
+            args.seed,
+            args.width,
+            args.height,
+            args.out,
+            args.strip,
+        )
+    )
+
+
+def _scoreboard(args: argparse.Namespace) -> None:
+    from adapt_robot.scoreboard.run import scoreboard_main
+
+    print(scoreboard_main(args.launch, args.set, args.out))
+
+
+def _spec(args: argparse.Namespace) -> None:
+    from adapt_robot.jobs.render import family_spec
+
+    print("\n\n".join(family_spec(name) for name in args.families))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    if args.bundle is not None and args.suite != "runtime":
+        raise UsageError(f"a bundle ({args.bundle}) is only read by `bench runtime`")
+    if args.suite == "runtime":
+        _bench_runtime(args)
+    elif args.suite == "sim":
+        from adapt_robot.bench.sim_bench import run_sim_bench
+
+        print(run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats))
+    elif args.suite == "export":
+        from adapt_robot.bench.export_bench import run_export_bench
+
+        print(run_export_bench())
+    else:
+        from adapt_robot.bench.sampler_bench import run_sampler_bench
+
+        print(run_sampler_bench())
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "demo": _demo,
+    "experts": _experts,
+    "train": _train,
+    "export": _export,
+    "eval": _eval,
+    "deploy": _deploy,
+    "render": _render,
+    "scoreboard": _scoreboard,
+    "spec": _spec,
+    "bench": _bench,
+}
+"""Subcommand -> what runs it (each imports its job when called, so ``--help`` stays fast)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (errors print one clear line, status 2)."""
+    """Run the CLI; returns the exit status.
+
+    A project error (:class:`~adapt_robot.errors.AdaptRobotError`: a bad launch file, flag,
+    run directory or bundle) prints one line and returns 2 (``ADAPT_ROBOT_DEBUG=1`` re-raises
+    it for the traceback). Any other exception is a bug and propagates with its traceback.
+    """
     args = _parser().parse_args(argv)
     bench_runtime = args.command == "bench" and args.suite == "runtime"
     if args.command == "deploy" or bench_runtime:
@@ -198,81 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 os.environ.setdefault(var, "1")
     try:
-        if args.command == "demo":
-            from adapt_robot.config import load
-            from adapt_robot.jobs.demo import DemoConfig, run_demo, summary_table
-
-            demo_cfg = load(DemoConfig, args.launch, args.set)
-            print(summary_table(run_demo(demo_cfg)))
-            print(f"\nsummary, plots, GIF, bundle and training run in {demo_cfg.out_dir}/")
-        elif args.command == "experts":
-            from adapt_robot.config import load
-            from adapt_robot.jobs.experts import ExpertsConfig, experts_table, run_experts_job
-
-            cfg = load(ExpertsConfig, args.launch, args.set)
-            rows = run_experts_job(cfg)
-            print(experts_table(rows, cfg.tasks_per_split))
-            print(f"\nresults, GIFs and the resolved config in {cfg.out_dir}/")
-        elif args.command == "train":
-            from adapt_robot.jobs.train import run_train
-
-            print(f"run directory: {run_train(args.launch, args.set, args.resume)}")
-        elif args.command == "export":
-            from export.cli_entry import export_main
-
-            print(export_main(args.run_dir, args.out, args.capacity, args.fp16))
-        elif args.command == "eval":
-            from adapt_robot.jobs.evaluate import eval_main
-
-            print(eval_main(args))
-        elif args.command == "deploy":
-            from adapt_robot.jobs.deploy import deploy_main
-
-            print(deploy_main(args))
-        elif args.command == "render":
-            from adapt_robot.jobs.render import render_gif
-
-            path = render_gif(
-                args.family,
-                args.engine,
-                args.split,
-                args.seed,
-                args.width,
-                args.height,
-                args.out,
-                args.strip,
-            )
-            print(path)
-        elif args.command == "scoreboard":
-            from adapt_robot.scoreboard.run import scoreboard_main
-
-            print(scoreboard_main(args.launch, args.set, args.out))
-        elif args.command == "spec":
-            from adapt_robot.jobs.render import family_spec
-
-            print("\n\n".join(family_spec(name) for name in args.families))
-        elif args.command == "bench":
-            if args.bundle is not None and args.suite != "runtime":
-                raise ValueError(f"a bundle ({args.bundle}) is only read by `bench runtime`")
-            if args.suite == "runtime":
-                _bench_runtime(args)
-            elif args.suite == "sim":
-                from adapt_robot.bench.sim_bench import run_sim_bench
-
-                print(
-                    run_sim_bench(args.families, args.engines, args.batch, args.steps, args.repeats)
-                )
-            elif args.suite == "export":
-                from adapt_robot.bench.export_bench import run_export_bench
-
-                print(run_export_bench())
-            else:
-                from adapt_robot.bench.sampler_bench import run_sampler_bench
-
-                print(run_sampler_bench())
-    except (ConfigError, ValueError, TypeError, OSError, FloatingPointError) as err:
-        # Bad input, a refused output directory or a diverged run: one clear line, no
-        # traceback. ADAPT_ROBOT_DEBUG=1 re-raises for a full traceback.
+        COMMANDS[args.command](args)
+    except AdaptRobotError as err:
         if os.environ.get("ADAPT_ROBOT_DEBUG"):
             raise
         print(f"adapt-robot {args.command}: error: {err}", file=sys.stderr)

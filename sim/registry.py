@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from adapt_robot.errors import UnknownName
 from sim.core.family import TaskFamily
 
 ENGINES: tuple[str, ...] = ("mujoco", "pybullet", "numpy", "gym")
@@ -40,7 +41,7 @@ def get_family(name: str) -> TaskFamily[Any]:
     if name in _FACTORIES:
         return _FACTORIES[name]()
     if name not in _BUILTIN:
-        raise ValueError(f"family: unknown task family {name!r}; known: {list(family_names())}")
+        raise UnknownName(f"family: unknown task family {name!r}; known: {list(family_names())}")
     module, cls = _BUILTIN[name].split(":")
     family: TaskFamily[Any] = getattr(importlib.import_module(module), cls)()
     return family

@@ -54,6 +54,7 @@ import onnxruntime as ort
 from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.bench.runtime_floor import NumpyPolicy, check_floor, torch_forward
 from adapt_robot.bench.runtime_report import Latency, LoopResult, RssResult, RuntimeBenchResult
+from adapt_robot.errors import UsageError
 from adapt_robot.runtime import (
     AdaptResult,
     Bundle,
@@ -388,7 +389,7 @@ def measure_runtime(
 ) -> RuntimeBenchResult:
     """Run every measurement of the module docstring on ``bundle`` (a directory)."""
     if min(calls, repeats, adapt_calls, step_calls) < 1 or not seconds > 0:
-        raise ValueError("bench runtime: calls, repeats, adapt_calls, step_calls >= 1; seconds > 0")
+        raise UsageError("bench runtime: calls, repeats, adapt_calls, step_calls >= 1; seconds > 0")
     b = Bundle.load(bundle)
     m = b.manifest
     machine = machine_info()

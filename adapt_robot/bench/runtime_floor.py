@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from adapt_robot.errors import UnsupportedInput
 from adapt_robot.runtime import Bundle, SessionSettings
 from adapt_robot.runtime.bundle_format import Manifest
 from adapt_robot.runtime.sessions import CPU, create_session
@@ -27,7 +28,7 @@ class NumpyPolicy:
     def __init__(self, manifest: Manifest, params: Mapping[str, np.ndarray], rows: int = 1) -> None:
         pol, norm = manifest.policy, manifest.normalizer
         if pol.type != "gaussian_mlp" or pol.activation not in ("tanh", "relu"):
-            raise ValueError(
+            raise UnsupportedInput(
                 f"bench runtime: the numpy floor implements gaussian_mlp with tanh or relu, the "
                 f"bundle has {pol.type} with {pol.activation}"
             )

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from adapt_robot.errors import UsageError
 from sim.core import gripper
 
 
@@ -190,7 +191,7 @@ def run_sim_bench(
     from sim.registry import get_family
 
     if batch < 1 or steps < 1 or repeats < 1:
-        raise ValueError("bench: --batch, --steps and --repeats must be >= 1")
+        raise UsageError("bench: --batch, --steps and --repeats must be >= 1")
     pairs = [(f, e) for f in families for e in engines if e in get_family(f).engines]
     rows = [bench_pair(f, e, batch, steps, repeats) for f, e in progress(pairs, "bench sim")]
     head = (

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapt_robot.config import ConfigError
+from adapt_robot.errors import InputNotFound
 
 if TYPE_CHECKING:
     from adapt_robot.meta.algorithms import Learner
@@ -50,19 +51,20 @@ def eval_dir_name(engine: str | None) -> str:
 def open_run(run_dir: str | Path, engine: str | None) -> tuple[Learner, dict[str, Any]]:
     """The learner of a run, its sampler built for ``engine`` (None: the run's), and its source.
 
-    Raises ``FileNotFoundError`` for a missing directory or checkpoint and ``ValueError`` for
-    an engine the run's family does not have.
+    Raises :class:`~adapt_robot.errors.InputNotFound` (a ``FileNotFoundError``) for a missing
+    directory or checkpoint and ``ConfigError`` (a ``ValueError``) for an engine the run's
+    family does not have.
     """
     from adapt_robot.meta.samplers import make_sampler
     from adapt_robot.meta.trainer import CHECKPOINT, load_run
 
     path = Path(run_dir)
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"{path}: no such run directory; pass the out_dir of an `adapt-robot train` run"
         )
     if not (path / CHECKPOINT).is_file():
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"{path}: no {CHECKPOINT} in this directory; it is not a training run or it has not "
             "checkpointed yet (train it, or pass the run's out_dir)"
         )
@@ -72,7 +74,7 @@ def open_run(run_dir: str | Path, engine: str | None) -> tuple[Learner, dict[str
     if engine is not None and engine != trained_engine:
         learner.sampler.close()
         if engine not in family.engines:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: --backend {engine}: family {family.name!r} runs only in "
                 f"{list(family.engines)}; evaluate this run without --backend"
             )

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from adapt_robot.config import ConfigError, dump, to_dict
+from adapt_robot.errors import CheckpointError, InputNotFound, OutputExists
 from adapt_robot.meta.algorithms import ALGORITHMS, Learner, TrainingDiverged
 from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.meta.samplers import make_sampler
@@ -64,10 +65,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint (tensors and plain data only: ``weights_only``)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no checkpoint")
+        raise InputNotFound(f"{p}: no checkpoint")
     ckpt: dict[str, Any] = torch.load(p, weights_only=True)
     if ckpt.get("format") != FORMAT:
-        raise ValueError(f"{p}: checkpoint format {ckpt.get('format')!r}, expected {FORMAT}")
+        raise CheckpointError(f"{p}: checkpoint format {ckpt.get('format')!r}, expected {FORMAT}")
     return ckpt
 
 
@@ -100,7 +101,7 @@ class Trainer:
         iteration, env_steps = 0, 0
         if self.ckpt_path.exists():
             if not resume:
-                raise FileExistsError(
+                raise OutputExists(
                     f"{self.ckpt_path}: a run already exists here; resume it (--resume) or "
                     "choose another out_dir"
                 )
