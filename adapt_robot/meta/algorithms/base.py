@@ -15,13 +15,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from adapt_robot.errors import AdaptRobotError
 from adapt_robot.meta.inner import batched_adapt, init_raw_rates, positive_rates, stack_batches
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
 from adapt_robot.meta.samplers.local import Rollouts, Sampler
 from sim.core.params import TaskParams
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(AdaptRobotError, FloatingPointError):
     """A loss or update became non-finite; no parameter was changed by the failing step."""
 
 
