@@ -11,6 +11,18 @@ from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.errors import AdaptRobotError, UsageError
 
 
+def _launch_arguments(cmd: argparse.ArgumentParser, example: str, override: str) -> None:
+    """The ``LAUNCH`` file argument and the repeatable ``--set KEY=VALUE`` of a subcommand."""
+    cmd.add_argument("launch", help=f"launch file, e.g. {example}")
+    cmd.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a launch-file key (repeatable), e.g. --set {override}",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="adapt-robot",
@@ -23,36 +35,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the whole chain: short meta-training, export, torch-free on-line adaptation on "
         "held-out objects in the PyBullet twin; table, plots and GIF",
     )
-    demo.add_argument("launch", help="launch file, e.g. launch/demo.yaml")
-    demo.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a launch-file key (repeatable), e.g. --set deploy.objects=4",
-    )
+    _launch_arguments(demo, "launch/demo.yaml", "deploy.objects=4")
 
     experts = sub.add_parser(
         "experts", help="scripted experts on every task family and engine: table and GIFs"
     )
-    experts.add_argument("launch", help="launch file, e.g. launch/experts.yaml")
-    experts.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a launch-file key (repeatable), e.g. --set seed=3",
-    )
+    _launch_arguments(experts, "launch/experts.yaml", "seed=3")
 
     train = sub.add_parser("train", help="meta-train (or train a baseline) from a launch file")
-    train.add_argument("launch", help="launch file, e.g. launch/point_maml.yaml")
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a launch-file key (repeatable), e.g. --set algo.inner_lr=0.05",
-    )
+    _launch_arguments(train, "launch/point_maml.yaml", "algo.inner_lr=0.05")
     train.add_argument(
         "--resume", action="store_true", help="continue the run in out_dir from its checkpoint"
     )
@@ -126,14 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         help="adaptive arms vs the oracle and the best robust arm on the same held-out tasks: "
         "success with 95%% CIs, headroom, share of the gap closed",
     )
-    board.add_argument("launch", help="launch file, e.g. launch/scoreboard_grasp.yaml")
-    board.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a launch-file key (repeatable), e.g. --set tasks=8",
-    )
+    _launch_arguments(board, "launch/scoreboard_grasp.yaml", "tasks=8")
     board.add_argument("--out", default=None, metavar="DIR", help="output dir (default out_dir)")
 
     spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
