@@ -17,7 +17,13 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from adapt_robot.meta.inner import InnerBatch, inner_step
+from adapt_robot.meta.inner import (
+    InnerBatch,
+    InnerLoss,
+    PolicyGradientLoss,
+    field,
+    inner_step,
+)
 from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
 from sim.core.family import TaskFamily
@@ -87,7 +93,9 @@ def random_batch(
     adv = torch.as_tensor(rng.standard_normal(n), dtype=torch.float32)
     mask = torch.ones(n)
     mask[n - n // 5 :] = 0.0
-    return InnerBatch(obs=obs_t, act=act, adv=adv * mask, mask=mask)
+    step = std * rng.standard_normal((n, policy.obs_dim)) * 0.1
+    nxt = torch.as_tensor(obs + step, dtype=torch.float32)
+    return InnerBatch(obs=obs_t, act=act, adv=adv * mask, mask=mask, next_obs=nxt)
 
 
 def _np(params: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -120,21 +128,19 @@ def check_adapt_step(
     capacity: int,
     rng: np.random.Generator,
     steps: int = 1,
+    loss_fn: InnerLoss | None = None,
 ) -> float:
     """Max relative error over ``steps`` chained steps (new params, loss, grad norm each step).
 
     The ONNX chain feeds its own outputs back; the torch chain is
-    :func:`adapt_robot.meta.inner.inner_step` (autograd), from the same start.
+    :func:`adapt_robot.meta.inner.inner_step` (autograd) with the same inner loss (the policy
+    gradient unless ``loss_fn`` is given), from the same start.
     """
     sess = session(path)
     out_names = [o.name for o in sess.get_outputs()]
     batch = random_batch(policy, params, capacity, rng)
-    feed_batch = {
-        "obs": batch.obs.numpy(),
-        "act": batch.act.numpy(),
-        "adv": batch.adv.numpy(),
-        "mask": batch.mask.numpy(),
-    }
+    fields = PolicyGradientLoss.fields if loss_fn is None else loss_fn.fields
+    feed_batch = {f: field(batch, f).numpy() for f in fields}
     lr_feed = {LR_PREFIX + k: v.detach().float().numpy() for k, v in lrs.items()}
     onnx_params = _np(params)
     torch_params = {k: v.detach().float() for k, v in params.items()}
@@ -146,9 +152,9 @@ def check_adapt_step(
             zip(out_names, sess.run(None, {**onnx_params, **lr_feed, **feed_batch}), strict=True)
         )
         torch_params, loss, gnorm = inner_step(
-            policy, torch_params, torch_lrs, batch, create_graph=False
+            policy, torch_params, torch_lrs, batch, create_graph=False, loss_fn=loss_fn
         )
-        scale = loss_scale(policy, start, batch)
+        scale = loss_scale(policy, start, batch) if loss_fn is None else float(abs(loss))
         start = torch_params = {k: v.detach() for k, v in torch_params.items()}
         worst = max(
             worst,

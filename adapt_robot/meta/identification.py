@@ -32,6 +32,7 @@ import torch
 
 from adapt_robot.meta.inner import InnerBatch
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params
+from adapt_robot.runtime.buffer import Batch, pack_transitions
 from sim.core.params import CHOICES, RANGE, TaskParams
 
 ID_PREFIX = "id."
@@ -138,29 +139,19 @@ class IdentificationLoss:
 def transition_batch(
     obs: np.ndarray, act: np.ndarray, mask: np.ndarray, capacity: int
 ) -> InnerBatch:
-    """Transitions ``(obs_t, act_t, obs_t+1)`` of padded episodes ``[E, T, ...]``, packed.
+    """Transitions of padded episodes ``[E, T, ...]`` as a torch batch of ``capacity`` rows.
 
-    A row is live when both ``t`` and ``t + 1`` are live steps of the same episode; live rows
-    come first, then padding (``mask = 0``), up to ``capacity`` rows (extra rows are dropped,
-    the latest kept). This is the batch the runtime builds from its buffer
-    (:func:`adapt_robot.runtime.buffer.pack_transitions`), in torch.
+    The rows are those the robot builds from its buffer
+    (:func:`adapt_robot.runtime.buffer.pack_transitions`, the same function).
     """
-    pair = (mask[:, :-1] > 0) & (mask[:, 1:] > 0)
-    o, a, n = obs[:, :-1][pair], act[:, :-1][pair], obs[:, 1:][pair]
-    if len(o) > capacity:
-        o, a, n = o[-capacity:], a[-capacity:], n[-capacity:]
-    rows = len(o)
-    out_o = np.zeros((capacity, obs.shape[-1]), dtype=np.float32)
-    out_a = np.zeros((capacity, act.shape[-1]), dtype=np.float32)
-    out_n = np.zeros((capacity, obs.shape[-1]), dtype=np.float32)
-    m = np.zeros(capacity, dtype=np.float32)
-    out_o[:rows], out_a[:rows], out_n[:rows], m[:rows] = o, a, n, 1.0
+    out = Batch.zeros(capacity, obs.shape[-1], act.shape[-1])
+    pack_transitions(obs, act, mask, out)
     return InnerBatch(
-        obs=torch.from_numpy(out_o),
-        act=torch.from_numpy(out_a),
-        adv=torch.zeros(capacity),
-        mask=torch.from_numpy(m),
-        next_obs=torch.from_numpy(out_n),
+        obs=torch.from_numpy(out.obs),
+        act=torch.from_numpy(out.act),
+        adv=torch.from_numpy(out.adv),
+        mask=torch.from_numpy(out.mask),
+        next_obs=torch.from_numpy(out.next_obs),
     )
 
 

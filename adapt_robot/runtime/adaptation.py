@@ -3,10 +3,14 @@
 :class:`InnerLoop` owns the ``adapt_step.onnx`` session and a preallocated batch. Given padded
 episodes (:class:`~adapt_robot.runtime.buffer.Episodes`) and start parameters it
 
-1. refuses a batch with a reward that is NaN/inf or beyond ``max_abs_reward``;
-2. computes advantages in numpy with the bundle's settings
-   (:class:`~adapt_robot.runtime.advantages.AdvantageSettings`, as training did);
-3. packs the live rows into the fixed-capacity batch (padding has ``mask = 0``);
+1. for a policy-gradient bundle (``inner_loop.loss: policy_gradient``): refuses a batch with
+   a reward that is NaN/inf or beyond ``max_abs_reward``, computes advantages in numpy with the
+   bundle's settings (:class:`~adapt_robot.runtime.advantages.AdvantageSettings`, as training
+   did) and packs the live rows into the fixed-capacity batch (padding has ``mask = 0``);
+2. for an identification bundle (``identification``, the latent learner): packs the robot's
+   transitions ``(obs, act, next_obs)`` with :func:`~adapt_robot.runtime.buffer.pack_transitions`
+   (the function training uses) and refuses non-finite or implausible ones
+   (:func:`~adapt_robot.runtime.safety.transitions_ok`); no reward is needed;
 4. runs the graph ``n`` times, feeding ``new.*`` back, as the training ``adapt()`` does;
 5. measures the inner loss of the result on the same batch and applies
    :func:`~adapt_robot.runtime.safety.rejection`.
@@ -26,14 +30,23 @@ import numpy as np
 import onnxruntime as ort
 
 from adapt_robot.runtime.advantages import AdvantageSettings
-from adapt_robot.runtime.buffer import Batch, Episodes, pack
+from adapt_robot.runtime.buffer import (
+    PG_FIELDS,
+    TRANSITION_FIELDS,
+    Batch,
+    Episodes,
+    pack,
+    pack_transitions,
+)
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX, Manifest
 from adapt_robot.runtime.safety import (
     BAD_REWARD,
+    BAD_TRANSITIONS,
     NONFINITE_ADVANTAGES,
     SafetyConfig,
     rejection,
     rewards_ok,
+    transitions_ok,
 )
 
 ACCEPTED = "accepted"
@@ -96,20 +109,47 @@ class InnerLoop:
         self._lr_feed = {LR_PREFIX + n: np.ascontiguousarray(lrs[n]) for n in self.adapted}
         il = manifest.inner_loop
         self.batch = Batch.zeros(il.capacity, manifest.observation.dim, manifest.action.dim)
+        self.identification = il.loss == "identification"
+        self.fields = TRANSITION_FIELDS if self.identification else PG_FIELDS
+        inputs = {i.name for i in session.get_inputs()}
+        self._param_inputs = [n for n in self.names if n in inputs]
+        """Parameters the graph reads (an identification step does not read the policy's)."""
+        norm = manifest.normalizer
+        self._obs_std = np.sqrt(np.asarray(norm.var, dtype=np.float64) + norm.eps)
 
     def step(self, params: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float, float]:
         """One inner step on the current batch: ``(new params, loss, grad norm)``.
 
         ``loss`` and ``grad_norm`` are those of ``params`` (before the step).
         """
-        feed = {n: params[n] for n in self.names}
+        feed = {n: params[n] for n in self._param_inputs}
         feed.update(self._lr_feed)
-        feed.update(self.batch.feed())
+        feed.update(self.batch.feed(self.fields))
         out = self.session.run(self.output_names, feed)
         new = dict(params)
         for name, i in zip(self.adapted, self._new_index, strict=True):
             new[name] = _readonly(np.ascontiguousarray(out[i], dtype=np.float32))
         return new, float(out[self._loss_index]), float(out[self._gnorm_index])
+
+    def _fill_batch(self, episodes: Episodes) -> str | None:
+        """Pack ``episodes`` into the batch the graph reads; the refusal reason, or None."""
+        if self.identification:
+            rows = pack_transitions(episodes.obs, episodes.act, episodes.mask, self.batch)
+            b = self.batch
+            if not (
+                np.all(np.isfinite(b.act[:rows]))
+                and transitions_ok(b.obs[:rows], b.next_obs[:rows], self._obs_std)
+            ):
+                return BAD_TRANSITIONS
+            return None
+        if not rewards_ok(self.safety, episodes.rew[episodes.mask > 0]):
+            return BAD_REWARD
+        adv = self.advantages(episodes)
+        if adv is None:
+            return NONFINITE_ADVANTAGES
+        with np.errstate(over="ignore"):  # beyond float32: inf, then a non-finite loss
+            pack(episodes, adv, self.batch)
+        return None
 
     def advantages(self, episodes: Episodes) -> np.ndarray | None:
         """Advantages of ``episodes`` with the bundle's settings (None if not finite)."""
@@ -150,13 +190,9 @@ class InnerLoop:
                 duration_ms=(time.perf_counter() - t0) * 1e3,
             )
 
-        if not rewards_ok(self.safety, episodes.rew[episodes.mask > 0]):
-            return None, done(BAD_REWARD)
-        adv = self.advantages(episodes)
-        if adv is None:
-            return None, done(NONFINITE_ADVANTAGES)
-        with np.errstate(over="ignore"):  # beyond float32: inf, then a non-finite loss
-            pack(episodes, adv, self.batch)
+        refused = self._fill_batch(episodes)
+        if refused is not None:
+            return None, done(refused)
         current: dict[str, np.ndarray] = dict(start)
         scalars: list[float] = []
         loss_before = grad_norm = nan

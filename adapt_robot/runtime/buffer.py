@@ -168,14 +168,22 @@ class TransitionBuffer:
         return Episodes(obs, act, rew, mask, dropped_rows, dropped_eps)
 
 
+PG_FIELDS = ("obs", "act", "adv", "mask")
+"""Batch inputs of a policy-gradient ``adapt_step.onnx``."""
+TRANSITION_FIELDS = ("obs", "act", "next_obs", "mask")
+"""Batch inputs of an identification ``adapt_step.onnx`` (the robot's own transitions)."""
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Preallocated inputs of ``adapt_step.onnx``: ``obs [N, O]``, ``act``, ``adv``, ``mask``."""
+    """Preallocated inputs of ``adapt_step.onnx``: ``obs [N, O]``, ``act``, ``adv``,
+    ``next_obs [N, O]`` and ``mask``; a graph reads the ones its inner loss declares."""
 
     obs: np.ndarray
     act: np.ndarray
     adv: np.ndarray
     mask: np.ndarray
+    next_obs: np.ndarray
 
     @classmethod
     def zeros(cls, capacity: int, obs_dim: int, act_dim: int) -> Batch:
@@ -185,11 +193,12 @@ class Batch:
             act=np.zeros((capacity, act_dim), dtype=np.float32),
             adv=np.zeros(capacity, dtype=np.float32),
             mask=np.zeros(capacity, dtype=np.float32),
+            next_obs=np.zeros((capacity, obs_dim), dtype=np.float32),
         )
 
-    def feed(self) -> dict[str, np.ndarray]:
-        """The batch as graph inputs."""
-        return {"obs": self.obs, "act": self.act, "adv": self.adv, "mask": self.mask}
+    def feed(self, fields: tuple[str, ...] = PG_FIELDS) -> dict[str, np.ndarray]:
+        """The batch tensors ``fields`` as graph inputs."""
+        return {f: getattr(self, f) for f in fields}
 
 
 def pack(episodes: Episodes, adv: np.ndarray, out: Batch) -> int:
@@ -209,3 +218,26 @@ def pack(episodes: Episodes, adv: np.ndarray, out: Batch) -> int:
     for a in (out.obs, out.act, out.adv, out.mask):
         a[n:] = 0.0
     return n
+
+
+def pack_transitions(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, out: Batch) -> int:
+    """Write the transitions ``(obs_t, act_t, obs_t+1)`` of padded episodes into ``out``.
+
+    ``obs [E, T, O]``, ``act [E, T, A]``, ``mask [E, T]``. A transition is live when steps
+    ``t`` and ``t + 1`` are both live steps of the same episode (segment); live transitions come
+    first in episode order, the rest is zeroed padding with ``mask = 0``. When there are more
+    than the capacity, the latest are kept. Returns the number of live rows. Training builds
+    its identification batches with this very function.
+    """
+    pair = (mask[:, :-1] > 0) & (mask[:, 1:] > 0)
+    o, a, n = obs[:, :-1][pair], act[:, :-1][pair], obs[:, 1:][pair]
+    cap = out.obs.shape[0]
+    if len(o) > cap:
+        o, a, n = o[-cap:], a[-cap:], n[-cap:]
+    rows = len(o)
+    out.obs[:rows], out.act[:rows], out.next_obs[:rows] = o, a, n
+    out.mask[:rows] = 1.0
+    for x in (out.obs, out.act, out.next_obs, out.mask, out.adv):
+        x[rows:] = 0.0
+    out.adv[:rows] = 0.0
+    return rows

@@ -69,10 +69,15 @@ def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
             )
             for i, p in adapted
         ]
+        third: IOSpec = (
+            [("next_obs", [n, o], FLOAT, f"{CAP}, {OBS}, inner_loop.loss")]
+            if manifest.inner_loop.loss == "identification"
+            else [("adv", [n], FLOAT, CAP)]
+        )
         batch: IOSpec = [
             ("obs", [n, o], FLOAT, f"{CAP}, {OBS}"),
             ("act", [n, a], FLOAT, f"{CAP}, {ACT}"),
-            ("adv", [n], FLOAT, CAP),
+            *third,
             ("mask", [n], FLOAT, CAP),
         ]
         inputs = [*params, *rates, *batch]

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from adapt_robot.errors import AdaptRobotError
-from adapt_robot.meta.inner import batched_adapt, init_raw_rates, positive_rates, stack_batches
+from adapt_robot.meta.inner import (
+    InnerLoss,
+    PolicyGradientLoss,
+    batched_adapt,
+    init_raw_rates,
+    positive_rates,
+    stack_batches,
+)
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
 from adapt_robot.meta.samplers.local import Rollouts, Sampler
 from sim.core.params import TaskParams
@@ -73,6 +80,13 @@ class Learner(ABC):
         """A fresh batch of training tasks."""
         family = self.sampler.family
         return list(family.sample_tasks(rng, self.sampler.cfg.tasks_per_iter, "train"))
+
+    def inner_loss_fn(self) -> InnerLoss:
+        """The inner loss the robot's step descends (exported into ``adapt_step.onnx``).
+
+        The policy gradient for MAML, Meta-SGD, FO-MAML, Reptile and PPO-DR fine-tuning.
+        """
+        return PolicyGradientLoss(self.policy)
 
     def lrs(self) -> Params:
         """Current positive inner learning rates (detached)."""

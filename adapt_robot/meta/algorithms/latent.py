@@ -164,6 +164,10 @@ class LatentID(Learner):
         self.iterations_done = 0
         self._envs: dict[int, VectorTaskEnv] = {}
 
+    def inner_loss_fn(self) -> IdentificationLoss:
+        """The identification loss of the model ``f`` (the robot needs no reward)."""
+        return self.inner_loss
+
     # --- acting ---------------------------------------------------------------------------
     def _env(self, batch: int) -> VectorTaskEnv:
         if batch not in self._envs:
