@@ -10,8 +10,14 @@ For each of ``tasks`` tasks drawn from the held-out ``split`` (new objects and d
    batch ``n = 1 .. max_inner_steps`` times, as the robot does. After each step
    ``post_episodes`` episodes are scored with the adapted parameters; they are never fed back.
 
-A step whose result is not finite for a task is rolled back for that task (the robot's rule) and
-counted in :attr:`EvalReport.rolled_back`.
+**The robot's acceptance rule.** Row ``n`` scores what a robot running ``n`` inner steps keeps:
+the result of ``n`` steps from the meta-parameters is judged per task by the runtime's own
+numpy functions (:func:`adapt_robot.runtime.safety.batch_rejection` on the batch's rewards and
+advantages, then :func:`adapt_robot.runtime.safety.rejection` with the losses and gradient
+norms of the steps and the loss of the result on the same batch), with the
+:class:`~adapt_robot.runtime.safety.AcceptanceConfig` a bundle exported from the run carries by
+default. A rejected task is scored with the meta-parameters, and the rejection is counted by
+reason (:attr:`EvalReport.rollback_reasons`).
 
 **K episodes vs the run's ``sampler.episodes_per_task``.** The exploration batch of a task holds
 ``K * horizon`` rows (:attr:`EvalReport.capacity`), padding masked out. Training built its inner
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,9 +44,16 @@ import torch
 
 from adapt_robot.config import ConfigError, setting
 from adapt_robot.meta.algorithms import Learner
-from adapt_robot.meta.inner import MAX_INNER_STEPS, batched_adapt, stack_batches
+from adapt_robot.meta.inner import (
+    MAX_INNER_STEPS,
+    InnerBatch,
+    batched_adapt,
+    batched_inner_loss,
+    stack_batches,
+)
 from adapt_robot.meta.policy import Params, detach
 from adapt_robot.reporting.stats import Interval, t_interval, wilson_interval
+from adapt_robot.runtime.safety import REASONS, AcceptanceConfig, batch_rejection, rejection
 
 REPORT_FORMAT = 1
 _TASK_STREAM = 101
@@ -105,7 +118,9 @@ class StepSummary:
     return_gain: Interval | None
     """Per-task return change from pre-adaptation (paired Student t); None at step 0."""
     rolled_back: int
-    """Tasks whose step was not finite and was rolled back."""
+    """Tasks whose adaptation the robot's acceptance rule rejected (scored unadapted)."""
+    rollback_reasons: dict[str, int] = field(default_factory=dict)
+    """Those rejections per reason (``adapt_robot.runtime.safety.REASONS``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
@@ -117,6 +132,7 @@ class StepSummary:
             "success_gain": self.success_gain.to_dict() if self.success_gain else None,
             "return_gain": self.return_gain.to_dict() if self.return_gain else None,
             "rolled_back": self.rolled_back,
+            "rollback_reasons": dict(self.rollback_reasons),
         }
 
 
@@ -142,7 +158,11 @@ class EvalReport:
     episodes: tuple[int, ...]
     """Episodes per task of each row: ``K`` then ``post_episodes``."""
     rolled_back: tuple[int, ...]
-    """Rolled-back tasks of each row (0 for pre-adaptation)."""
+    """Rejected (rolled-back) tasks of each row (0 for pre-adaptation)."""
+    rollback_reasons: tuple[dict[str, int], ...] = ()
+    """Rejections of each row by reason (every reason of ``REASONS``, zeros included)."""
+    acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
+    """The acceptance settings the inner steps were judged with."""
     env_steps: int
     """Live environment steps the protocol used."""
     seconds: float
@@ -168,6 +188,7 @@ class EvalReport:
                     success_gain=t_interval(rates[n] - rates[0]) if gains else None,
                     return_gain=t_interval(self.returns[n] - self.returns[0]) if gains else None,
                     rolled_back=self.rolled_back[n],
+                    rollback_reasons=(self.rollback_reasons[n] if self.rollback_reasons else {}),
                 )
             )
         return out
@@ -183,6 +204,7 @@ class EvalReport:
             "protocol": dataclasses.asdict(self.protocol),
             "capacity": self.capacity,
             "inner_lr": self.inner_lr,
+            "acceptance": dataclasses.asdict(self.acceptance),
             "env_steps": self.env_steps,
             "seconds": self.seconds,
             "curve": [s.to_dict() for s in self.curve()],
@@ -201,14 +223,17 @@ def evaluate_learner(
     *,
     track: Track | None = None,
     source: Mapping[str, Any] | None = None,
+    acceptance: AcceptanceConfig | None = None,
 ) -> EvalReport:
     """Run ``protocol`` on the learner's meta-parameters with its sampler and inner step.
 
     The sampler's engine is the one evaluated in (build the learner's sampler for
     ``protocol.engine`` first: :func:`adapt_robot.jobs.evaluate.open_run` does). ``track``
-    wraps the stage names, for progress output. The same protocol seed gives the same report
-    (apart from ``seconds``).
+    wraps the stage names, for progress output. ``acceptance`` is the robot's acceptance rule
+    the steps are judged by (None: the defaults ``adapt-robot export`` writes into a bundle).
+    The same protocol seed gives the same report (apart from ``seconds``).
     """
+    acceptance = acceptance or AcceptanceConfig()
     t0 = time.perf_counter()
     sampler = learner.sampler
     if protocol.engine is not None and protocol.engine != sampler.engine:
@@ -227,28 +252,28 @@ def evaluate_learner(
     returns: list[np.ndarray] = []
     successes: list[np.ndarray] = []
     rolled_back: list[int] = []
+    reasons: list[dict[str, int]] = []
     env_steps, capacity = 0, 0
-    params: Params = {}
+    meta: Params = {}
     lrs = learner.lrs()
+    feedback: list[tuple[np.ndarray, np.ndarray]] = []
     for n, _ in enumerate((track or iter)(stages)):
         if n == 0:
             roll = sampler.sample(detach(learner.params), tasks, rng, k)
             dtype = learner.params["log_std"].dtype
             batch = stack_batches([roll.task_batch(i, dtype) for i in range(m)])
             capacity = int(batch.obs.shape[1])
-            params = {
+            meta = {
                 name: v.detach().unsqueeze(0).expand(m, *v.shape).clone()
                 for name, v in learner.params.items()
             }
+            feedback = [_live_feedback(roll, i) for i in range(m)]
             rolled_back.append(0)
+            reasons.append(dict.fromkeys(REASONS, 0))
         else:
-            stepped = detach(
-                batched_adapt(
-                    learner.policy, params, lrs, batch, 1, create_graph=False, per_task=True
-                )
-            )
-            params, bad = _roll_back_non_finite(params, stepped)
-            rolled_back.append(bad)
+            params, verdicts = adapt_and_judge(learner, meta, lrs, batch, n, feedback, acceptance)
+            rolled_back.append(sum(v is not None for v in verdicts))
+            reasons.append({r: sum(v == r for v in verdicts) for r in REASONS})
             roll = sampler.sample(params, tasks, rng, p, per_task=True)
         env_steps += roll.env_steps
         returns.append(roll.episode_returns().reshape(m, -1).mean(axis=1))
@@ -265,22 +290,103 @@ def evaluate_learner(
         successes=np.stack(successes),
         episodes=(k, *([p] * protocol.max_inner_steps)),
         rolled_back=tuple(rolled_back),
+        rollback_reasons=tuple(reasons),
+        acceptance=acceptance,
         env_steps=env_steps,
         seconds=time.perf_counter() - t0,
         source=dict(source or {}),
     )
 
 
-def _roll_back_non_finite(before: Params, after: Params) -> tuple[Params, int]:
-    """``after``, with each task whose new params are not all finite reset to ``before``."""
-    m = next(iter(after.values())).shape[0]
-    ok = torch.ones(m, dtype=torch.bool)
-    for v in after.values():
-        ok &= torch.isfinite(v.reshape(m, -1)).all(dim=1)
-    if bool(ok.all()):
-        return after, 0
-    keep = {
-        name: torch.where(ok.reshape(-1, *([1] * (v.dim() - 1))), v, before[name])
-        for name, v in after.items()
+def _live_feedback(roll: Any, task: int) -> tuple[np.ndarray, np.ndarray]:
+    """Task ``task``'s live rewards and advantages (what the robot's batch check sees)."""
+    sl = roll.task_slice(task)
+    live = roll.mask[sl] > 0
+    return np.asarray(roll.rew[sl][live]), np.asarray(roll.adv[sl][live])
+
+
+def _loss_and_grad_norm(
+    learner: Learner, params: Params, lrs: Params, batch: InnerBatch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task inner loss and gradient norm ``[M]``, as ``adapt_step.onnx`` reports them.
+
+    The gradient norm is taken over the adapted parameters (the names of ``lrs``).
+    """
+    at = {k: v.detach().requires_grad_(k in lrs) for k, v in params.items()}
+    loss = batched_inner_loss(learner.policy, at, batch, loss_fn=learner.inner_loss_fn())
+    grads = torch.autograd.grad(loss.sum(), [at[n] for n in lrs], allow_unused=True)
+    m = loss.shape[0]
+    sq = torch.zeros(m, dtype=loss.dtype)
+    for g in grads:
+        if g is not None:
+            sq = sq + (g.detach() ** 2).reshape(m, -1).sum(dim=1)
+    return loss.detach(), torch.sqrt(sq)
+
+
+def adapt_and_judge(
+    learner: Learner,
+    start: Params,
+    lrs: Params,
+    batch: InnerBatch,
+    steps: int,
+    feedback: Sequence[tuple[np.ndarray, np.ndarray]],
+    acceptance: AcceptanceConfig,
+) -> tuple[Params, list[str | None]]:
+    """``steps`` inner steps from ``start`` (``[M, ...]``) judged per task by the robot's rule.
+
+    ``feedback[i]`` holds task ``i``'s live rewards and advantages. This is the one place
+    where torch results meet the runtime's acceptance rule: the batch check
+    (:func:`~adapt_robot.runtime.safety.batch_rejection`), then, with every step's loss and
+    gradient norm and the loss of the result on the same batch converted to numpy,
+    :func:`~adapt_robot.runtime.safety.rejection`, in the order
+    :class:`~adapt_robot.runtime.adaptation.InnerLoop` applies them. Returns the kept
+    parameters (``start`` for a rejected task) and each task's verdict (None: accepted, else
+    the reason).
+    """
+    current: Params = dict(start)
+    scalars: list[np.ndarray] = []
+    loss_fn = learner.inner_loss_fn()
+    for _ in range(steps):
+        loss, gnorm = _loss_and_grad_norm(learner, current, lrs, batch)
+        scalars += [loss.numpy().astype(np.float64), gnorm.numpy().astype(np.float64)]
+        current = detach(
+            batched_adapt(
+                learner.policy,
+                current,
+                lrs,
+                batch,
+                1,
+                create_graph=False,
+                per_task=True,
+                loss_fn=loss_fn,
+            )
+        )
+    after: np.ndarray | None = None
+    if acceptance.reject_loss_increase:
+        after_loss, _ = _loss_and_grad_norm(learner, current, lrs, batch)
+        after = after_loss.numpy().astype(np.float64)
+    names = list(lrs)
+    old = {n: start[n].numpy() for n in names}
+    new = {n: current[n].numpy() for n in names}
+    verdicts: list[str | None] = []
+    for i, (rewards, advantages) in enumerate(feedback):
+        reason = batch_rejection(acceptance, rewards, advantages)
+        if reason is None:
+            task_scalars = [float(s[i]) for s in scalars]
+            measured = after is not None and all(np.isfinite(task_scalars))
+            reason, _ = rejection(
+                acceptance,
+                {n: old[n][i] for n in names},
+                {n: new[n][i] for n in names},
+                names,
+                task_scalars,
+                task_scalars[0],
+                float(after[i]) if measured and after is not None else None,
+            )
+        verdicts.append(reason)
+    ok = torch.tensor([v is None for v in verdicts])
+    kept = {
+        k: torch.where(ok.reshape(-1, *([1] * (v.dim() - 1))), v, start[k])
+        for k, v in current.items()
     }
-    return keep, int((~ok).sum())
+    return kept, verdicts

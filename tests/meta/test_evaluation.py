@@ -13,9 +13,10 @@ import torch
 
 from adapt_robot.config import ConfigError
 from adapt_robot.jobs.evaluate import make_protocol, open_run, run_eval
-from adapt_robot.meta.evaluation import EvalProtocol, _roll_back_non_finite, evaluate_learner
+from adapt_robot.meta.evaluation import EvalProtocol, evaluate_learner
 from adapt_robot.meta.inner import adapt
 from adapt_robot.meta.policy import detach
+from adapt_robot.runtime.safety import NONFINITE_UPDATE, REASONS, UPDATE_NORM, AcceptanceConfig
 
 SMALL: dict[str, Any] = {
     "tasks": 6,
@@ -89,19 +90,22 @@ def test_same_seed_same_report_other_seed_other_tasks(point_maml_run: Path) -> N
     assert [s.to_dict() for s in a.curve()] == [s.to_dict() for s in b.curve()]
 
 
-def test_non_finite_steps_are_rolled_back_per_task(point_maml_run: Path) -> None:
-    before = {"w": torch.zeros(3, 2), "b": torch.ones(3)}
-    after = {"w": torch.tensor([[1.0, 1.0], [math.nan, 0.0], [2.0, 2.0]]), "b": torch.ones(3) * 4}
-    after["b"][2] = math.inf
-    kept, bad = _roll_back_non_finite(before, after)
-    assert bad == 2
-    torch.testing.assert_close(kept["w"], torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]))
-    torch.testing.assert_close(kept["b"], torch.tensor([4.0, 1.0, 1.0]))
-    # Infinite learning rates make every step diverge: all rolled back, nothing raised.
+def test_diverging_steps_are_rejected_by_the_robots_rule_and_counted_by_reason(
+    point_maml_run: Path,
+) -> None:
+    # Infinite learning rates make every step diverge: all rejected, nothing raised.
     learner, _ = open_run(point_maml_run, None)
     learner.lrs = lambda: {k: torch.tensor(math.inf) for k in learner.raw_lrs}  # type: ignore[method-assign]
     report = evaluate_learner(learner, EvalProtocol(**SMALL))
     assert report.rolled_back == (0, 6, 6)
+    assert report.rollback_reasons[0] == dict.fromkeys(REASONS, 0)
+    assert report.rollback_reasons[1][NONFINITE_UPDATE] == 6
+    assert report.curve()[2].to_dict()["rollback_reasons"][NONFINITE_UPDATE] == 6
+    # Huge but finite rates: the update-norm bound, with the rule's settings recorded.
+    learner.lrs = lambda: {k: torch.tensor(1e4) for k in learner.raw_lrs}  # type: ignore[method-assign]
+    report = evaluate_learner(learner, EvalProtocol(**SMALL), acceptance=AcceptanceConfig())
+    assert report.rollback_reasons[1][UPDATE_NORM] == 6 == report.rolled_back[1]
+    assert report.to_json()["acceptance"]["max_update_norm"] == 10.0
 
 
 def test_ppo_dr_baseline_is_fine_tuned_with_its_inner_lr(point_ppo_dr_run: Path) -> None:
