@@ -5,7 +5,8 @@ true hinge side, opening direction, width and handle type to know the arc the ha
 Phases: ``reach`` above the handle, ``descend`` around the post with open fingers, ``press``
 the lever down with the palm on the post top (lever doors), ``grip`` the post, then ``open``:
 follow the handle's arc a little ahead of the observed door angle until the door is open past
-the goal angle. The expert keeps its own
+the goal angle, then ``release`` the post and lift clear (holding a door that still swings
+would brake it or drag it off its arc, and trip the protective stop). The expert keeps its own
 copy of the env's position target (it knows its actions), so it commands target positions.
 """
 
@@ -39,6 +40,8 @@ REACH_TOL = 0.015
 """Distance (m) at which a reach waypoint counts as reached (half of it for the descent)."""
 GRIP_STEPS = 4
 """Control steps spent closing the fingers before pulling."""
+LIFT = 0.1
+"""Height (m) the grip point rises by after letting go of the open door."""
 
 
 def lever_offset(angle: float) -> np.ndarray:
@@ -63,6 +66,7 @@ class DoorExpert:
         self.count = 0
         self.target: np.ndarray | None = None
         self.rest: np.ndarray | None = None
+        self.lift = np.zeros(3)
 
     def _arc(self, rest: np.ndarray, angle: float) -> np.ndarray:
         """Grip target at door opening ``angle``, about the hinge implied by the rest pose."""
@@ -115,6 +119,13 @@ class DoorExpert:
             goal = self._arc(self.rest, min(max(angle, 0.0) + LEAD, GOAL))
             if self.press and angle < PRESSED_UNTIL:
                 goal = goal + self._rotated(lever_offset(PRESS_TARGET), angle)
+            if angle >= GOAL:
+                self.phase = "release"
+                self.lift = ee + np.array([0.0, 0.0, LIFT])
+        if self.phase == "release":
+            # The door is open: let go of the post and lift clear, so that the gripper neither
+            # brakes a door still swinging nor holds it off its arc (both would trip the stop).
+            goal = self.lift
         step = np.clip(goal - self.target, -gripper.MAX_STEP, gripper.MAX_STEP)
         new = np.clip(self.target + step, gripper.WORKSPACE_LOW, gripper.WORKSPACE_HIGH)
         action = (new - self.target) / gripper.MAX_STEP

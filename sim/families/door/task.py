@@ -18,9 +18,13 @@ Reward (pure numpy on observations and actions, computable on the robot)::
       + W_OPEN * clip(angle' / SUCCESS_ANGLE, 0, 1)
       + W_PROGRESS * (clip(angle', 0, SUCCESS_ANGLE) - clip(angle, 0, SUCCESS_ANGLE))
       + W_SUCCESS * [angle' >= SUCCESS_ANGLE]
+      - W_STOP * protective_stop'
       - W_ACTION * |a_xyz|^2
 
-with ``angle`` the door angle in ``obs`` and ``angle'`` in ``next_obs``.
+with ``angle`` the door angle in ``obs`` and ``angle'``, ``protective_stop'`` in ``next_obs``.
+A protective stop (:mod:`sim.families.door.protective_stop`: the horizontal force at the grip
+point above 70 N, i.e. pushing or pulling the handle against a blocked direction) also ends the
+episode (:func:`terminated`).
 """
 
 from __future__ import annotations
@@ -117,6 +121,8 @@ W_OPEN = 1.0
 W_PROGRESS = 5.0
 W_SUCCESS = 2.0
 W_ACTION = 0.01
+W_STOP = 5.0
+"""Penalty of the transition that trips the protective stop (the episode then ends)."""
 TOUCH_MAX = 10.0
 """Normalised pad forces are clipped to this many ``FINGER_FORCE_MAX``."""
 
@@ -348,6 +354,13 @@ OBS_SPEC = VectorSpec(
             unit="rad",
             doc="lever pressed-down angle (0 at rest; ~0 for a knob)",
         ),
+        Field(
+            name="protective_stop",
+            low=0,
+            high=1,
+            unit="1",
+            doc="1 once the arm's force reflex stopped it (horizontal force > 70 N), else 0",
+        ),
     )
 )
 EE = OBS_SPEC.slice("ee_pos")
@@ -356,16 +369,29 @@ HANDLE_REL = OBS_SPEC.slice("handle_rel")
 ANGLE = OBS_SPEC.index("door_angle")
 LEVER = OBS_SPEC.index("lever_angle")
 FINGERS = OBS_SPEC.slice("finger_q")
+STOP = OBS_SPEC.index("protective_stop")
 
 
-def observe(sensors: np.ndarray) -> np.ndarray:
-    """Observation ``[B, 19]`` from sensors ``[B, 16]`` (gripper's 10 then the door's 6)."""
+def observe(sensors: np.ndarray, stopped: np.ndarray) -> np.ndarray:
+    """Observation ``[B, 20]`` from sensors ``[B, 16]`` (gripper's 10 then the door's 6).
+
+    ``stopped [B]`` (bool) is the protective-stop state the family keeps (the last entry).
+    """
     g = gripper.N_SENSORS
     ee = sensors[:, 0:3]
     touch = np.clip(sensors[:, 8:10] / gripper.FINGER_FORCE_MAX, 0.0, TOUCH_MAX)
     handle = sensors[:, g : g + 3]
     return np.concatenate(
-        [ee, sensors[:, 3:5], sensors[:, 5:8], touch, handle, handle - ee, sensors[:, g + 3 :]],
+        [
+            ee,
+            sensors[:, 3:5],
+            sensors[:, 5:8],
+            touch,
+            handle,
+            handle - ee,
+            sensors[:, g + 3 :],
+            np.asarray(stopped, dtype=np.float64)[:, None],
+        ],
         axis=1,
     )
 
@@ -380,6 +406,7 @@ def reward(obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> np.ndar
         + W_OPEN * after / SUCCESS_ANGLE
         + W_PROGRESS * (after - before)
         + W_SUCCESS * success(next_obs)
+        - W_STOP * next_obs[..., STOP]
         - W_ACTION * np.sum(action[..., :3] ** 2, axis=-1)
     )
 
@@ -387,3 +414,8 @@ def reward(obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> np.ndar
 def success(next_obs: np.ndarray) -> np.ndarray:
     """Door open by at least 60 degrees."""
     return np.asarray(next_obs[..., ANGLE] >= SUCCESS_ANGLE)
+
+
+def terminated(next_obs: np.ndarray) -> np.ndarray:
+    """The protective stop has tripped: the episode ends (any leading batch shape)."""
+    return np.asarray(next_obs[..., STOP] > 0.5)

@@ -1,0 +1,143 @@
+"""The door's protective stop: a hand-computed force estimate, an observed flag that ends the
+episode, the same trip in both engines when a door is pushed the wrong way, never for the expert."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from sim.core import gripper
+from sim.envs.vector import VectorTaskEnv
+from sim.families.door import DoorFamily, DoorParams
+from sim.families.door import protective_stop as PS
+from sim.families.door import task as T
+
+ENGINES = ("mujoco", "pybullet")
+
+
+def _sensors(ee: tuple[float, float, float], vel: tuple[float, float, float]) -> np.ndarray:
+    """One sensor row (16) with the given grip-point position and velocity, the rest zero."""
+    row = np.zeros(gripper.N_SENSORS + T.N_DOOR_SENSORS)
+    row[0:3], row[5:8] = ee, vel
+    return row[None]
+
+
+def _door(**kw: object) -> DoorParams:
+    base: dict[str, object] = {
+        "hinge_side": "left",
+        "opens": "pull",
+        "handle": "knob",
+        "latched": False,
+        "width": 0.26,
+        "handle_x": -0.03,
+        "handle_y": 0.0,
+        "handle_z": 0.2,
+        "damping": 2.0,
+        "friction": 0.3,
+        "spring": 1.0,
+    }
+    base.update(kw)
+    return DoorParams(**base)  # type: ignore[arg-type]
+
+
+# --- the estimate (pure numpy) -----------------------------------------------------------------
+def test_force_is_minus_the_carriage_pd_force() -> None:
+    still = _sensors((0.1, 0.0, 0.2), (0.0, 0.0, 0.0))
+    # Target 1 cm ahead in x of a grip point at rest: the PD pushes +40 N, the world pushes back.
+    f = PS.external_force(still, np.array([[0.11, 0.0, 0.2]]))
+    np.testing.assert_allclose(f, [[-40.0, 0.0, 0.0]], atol=1e-9)
+    assert not PS.tripped(still, np.array([[0.11, 0.0, 0.2]]))[0]
+    # 1.5 cm in x and 1.5 cm in y: sqrt(2) * 60 = 84.9 N horizontal, past the 70 N limit.
+    target = np.array([[0.115, 0.015, 0.2]])
+    np.testing.assert_allclose(PS.horizontal_force(still, target), [60.0 * np.sqrt(2.0)])
+    assert PS.tripped(still, target)[0]
+    # Moving at 0.4 m/s towards a target 2 cm ahead: 80 N - KV * 0.4 = 36 N.
+    moving = _sensors((0.1, 0.0, 0.2), (0.4, 0.0, 0.0))
+    np.testing.assert_allclose(PS.horizontal_force(moving, np.array([[0.12, 0.0, 0.2]])), [36.0])
+
+
+def test_vertical_force_never_trips_and_each_axis_saturates() -> None:
+    still = _sensors((0.0, 0.0, 0.2), (0.0, 0.0, 0.0))
+    # Pressing a lever down 5 cm below the grip point: 200 N (saturated), vertical only.
+    target = np.array([[0.0, 0.0, 0.15]])
+    np.testing.assert_allclose(PS.external_force(still, target), [[0.0, 0.0, 200.0]])
+    assert not PS.tripped(still, target)[0]
+    # A target 1 m away in x saturates at the carriage limit, 200 N.
+    np.testing.assert_allclose(PS.horizontal_force(still, np.array([[1.0, 0.0, 0.2]])), [200.0])
+
+
+def test_flag_ends_the_episode_and_costs_reward() -> None:
+    obs = np.zeros((2, T.OBS_SPEC.dim))
+    nxt = obs.copy()
+    nxt[1, T.STOP] = 1.0
+    np.testing.assert_array_equal(T.terminated(nxt), [False, True])
+    r = T.reward(obs, np.zeros((2, 4)), nxt)
+    np.testing.assert_allclose(r[0] - r[1], T.W_STOP)
+    assert T.OBS_SPEC.names[T.STOP] == "protective_stop" and T.OBS_SPEC.dim == 20
+
+
+def test_flag_is_sticky_within_an_episode_and_cleared_by_a_new_one() -> None:
+    family = DoorFamily()
+    rest = _sensors((0.0, 0.0, 0.2), (0.0, 0.0, 0.0))
+    state = family.new_episode([_door()], rest)
+    assert family.observe(rest, state)[0, T.STOP] == 0.0
+    state["target"][:] = [0.03, 0.0, 0.2]  # 120 N into whatever holds the gripper
+    assert family.observe(rest, state)[0, T.STOP] == 1.0
+    state["target"][:] = [0.0, 0.0, 0.2]  # the force is gone, the stop stays
+    assert family.observe(rest, state)[0, T.STOP] == 1.0
+    assert family.observe(rest, family.new_episode([_door()], rest))[0, T.STOP] == 0.0
+
+
+# --- in the engines ----------------------------------------------------------------------------
+def _run(engine: str, task: DoorParams, told: DoorParams) -> tuple[np.ndarray, np.ndarray]:
+    """Observations ``[T+1, 20]`` and terminated flags ``[T]`` of the expert told ``told``."""
+    family = DoorFamily()
+    env = VectorTaskEnv(family, engine, 1)
+    try:
+        env.set_tasks([task])
+        expert = family.expert(told)
+        expert.reset()
+        obs = [env.reset(np.random.default_rng(0))[0]]
+        ends = []
+        for _ in range(family.max_steps):
+            o, _, term, trunc, _ = env.step(expert.act(obs[-1])[None])
+            obs.append(o[0])
+            ends.append(bool(term[0]))
+            if term[0] or trunc[0]:
+                break
+    finally:
+        env.close()
+    return np.array(obs), np.array(ends)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("task", "wrong"),
+    [
+        (_door(opens="pull"), {"opens": "push"}),  # pushing a pull door against its stop
+        (_door(opens="push"), {"opens": "pull"}),  # pulling a push door
+        # Pulling a latched lever door without pressing the lever: the latch holds it.
+        (
+            _door(opens="pull", handle="lever", latched=True),
+            {"handle": "knob", "latched": False},
+        ),
+    ],
+    ids=["push-a-pull-door", "pull-a-push-door", "pull-a-latched-door"],
+)
+def test_forcing_a_blocked_direction_trips_the_stop_in_both_engines(
+    engine: str, task: DoorParams, wrong: dict[str, object]
+) -> None:
+    obs, ends = _run(engine, task, dataclasses.replace(task, **wrong))  # type: ignore[arg-type]
+    assert ends[-1] and ends.sum() == 1, f"{engine}: the stop did not end the episode"
+    assert obs[-1, T.STOP] == 1.0 and obs[:-1, T.STOP].max() == 0.0
+    assert not T.success(obs).any()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_expert_told_the_true_door_never_trips_it(engine: str) -> None:
+    task = _door(opens="push", handle="lever", latched=True, damping=3.5, spring=2.5)
+    obs, ends = _run(engine, task, task)
+    assert not ends.any() and obs[:, T.STOP].max() == 0.0
+    assert T.success(obs).any()
