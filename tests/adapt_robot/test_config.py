@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import math
 from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
-from adapt_robot.config import ConfigError, apply_overrides, build, dump, load, load_yaml, setting
+from adapt_robot.config import (
+    ConfigError,
+    FieldError,
+    apply_overrides,
+    build,
+    check_fields,
+    dump,
+    load,
+    load_yaml,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,3 +109,50 @@ def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path: Path) 
     f.write_text("a: 1e-9\nb: 2.5E+3\nc: 1e\n")
     data = apply_overrides(load_yaml(f), ["d=-3e2"])
     assert data == {"a": 1e-9, "b": 2500.0, "c": "1e", "d": -300.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Space:
+    dim: int = setting(doc="entries", ge=1)
+    low: list[float] = setting(doc="lower bounds", allow_inf=True)
+    high: list[float] = setting(doc="upper bounds", allow_inf=True)
+    extra: dict[str, Any] | None = setting(None, doc="free-form")
+
+    def __post_init__(self) -> None:
+        for i, (lo, hi) in enumerate(zip(self.low, self.high, strict=True)):
+            if not lo <= hi:
+                raise FieldError(f"low[{i}]", f"expected low <= high, got {lo} > {hi}")
+
+
+def test_lists_dicts_inf_and_field_relations_are_checked_with_the_key_path() -> None:
+    ok = build(Space, {"dim": 2, "low": [-math.inf, 0], "high": [math.inf, 1]}, "obs")
+    assert ok.low == [-math.inf, 0.0] and isinstance(ok.low[1], float)
+    cases = [
+        ({"dim": 2, "low": [0, "a"], "high": [1, 1]}, r"obs\.low\[1\]: expected a number"),
+        ({"dim": 2, "low": [math.nan], "high": [1]}, r"obs\.low\[0\]: expected a finite number"),
+        ({"dim": 0, "low": [], "high": []}, r"obs\.dim: expected a value >= 1, got 0"),
+        ({"dim": 1, "low": [2.0], "high": [1.0]}, r"obs\.low\[0\]: expected low <= high"),
+        ({"dim": 1, "low": 0.0, "high": [1.0]}, r"obs\.low: expected a list, got float"),
+    ]
+    for data, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            build(Space, data, "obs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    bound: float = setting(1.0, doc="a bound", gt=0, allow_inf=True)
+    tags: dict[str, float] | None = setting(None, doc="numbers by name")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def test_check_fields_holds_code_built_configs_to_the_file_bounds() -> None:
+    assert Limits(bound=math.inf).bound == math.inf
+    with pytest.raises(FieldError, match=r"^bound: expected a value > 0, got -1"):
+        Limits(bound=-1)
+    with pytest.raises(ConfigError, match=r"lim\.tags\.a: expected a number, got str 'x'"):
+        build(Limits, {"tags": {"a": "x"}}, "lim")
+    with pytest.raises(ConfigError, match=r"lim\.bound: expected a finite number, got nan"):
+        build(Limits, {"bound": math.nan}, "lim")

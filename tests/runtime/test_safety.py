@@ -274,3 +274,30 @@ def test_safety_config_validation(kwargs: dict[str, object], field: str) -> None
 def test_episodic_mode_validation() -> None:
     with pytest.raises(ValueError, match=r"EpisodicMode\.episodes"):
         EpisodicMode(episodes=0)
+
+
+def test_batch_rejection_order_and_bounds() -> None:
+    from adapt_robot.runtime.safety import (
+        BAD_REWARD,
+        NONFINITE_ADVANTAGES,
+        AcceptanceConfig,
+        batch_rejection,
+    )
+
+    acc = AcceptanceConfig(max_abs_reward=5.0)
+    good = np.array([0.5, -1.0])
+    assert batch_rejection(acc, np.array([1.0, -5.0]), good) is None  # the bound is inclusive
+    assert batch_rejection(acc, np.array([1.0, 5.5]), good) == BAD_REWARD
+    assert batch_rejection(acc, np.array([np.nan]), None) == BAD_REWARD  # rewards first
+    assert batch_rejection(acc, np.array([1.0]), None) == NONFINITE_ADVANTAGES
+    assert batch_rejection(acc, np.array([1.0]), np.array([np.inf])) == NONFINITE_ADVANTAGES
+
+
+def test_safety_config_is_the_acceptance_settings_plus_the_fault_action() -> None:
+    from adapt_robot.runtime.safety import AcceptanceConfig
+
+    acc = AcceptanceConfig(max_update_norm=np.inf, loss_tolerance=0.0)
+    cfg = SafetyConfig.from_acceptance(acc, fault_action="hold")
+    assert cfg.max_update_norm == np.inf and cfg.loss_tolerance == 0.0
+    assert cfg.fault_action == "hold" and cfg.acceptance() == acc
+    assert SafetyConfig().acceptance() == AcceptanceConfig()
