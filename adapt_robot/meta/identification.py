@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from adapt_robot.meta.inner import InnerBatch
+from adapt_robot.meta.inner import InnerBatch, LossKind
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params
 from adapt_robot.runtime.buffer import Batch, pack_transitions
 from sim.core.params import CHOICES, RANGE, TaskParams
@@ -119,7 +119,7 @@ class IdentificationModel:
 class IdentificationLoss:
     """The inner loss of the latent learner (:class:`adapt_robot.meta.inner.InnerLoss`)."""
 
-    kind: ClassVar[str] = "identification"
+    kind: ClassVar[LossKind] = "identification"
     fields: ClassVar[tuple[str, ...]] = ("obs", "act", "next_obs", "mask")
 
     def __init__(self, model: IdentificationModel) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,8 @@ def field(batch: InnerBatch, name: str) -> torch.Tensor:
     return out
 
 
+LossKind = Literal["policy_gradient", "identification"]
+"""The inner losses a bundle may carry (``inner_loop.loss``)."""
 BATCH_FIELDS = ("obs", "act", "adv", "next_obs", "mask")
 """Every tensor an inner batch may carry (a loss declares the ones it reads)."""
 
@@ -82,7 +84,7 @@ class InnerLoss(Protocol):
     are inputs of ``adapt_step.onnx``.
     """
 
-    kind: ClassVar[str]
+    kind: ClassVar[LossKind]
     fields: ClassVar[tuple[str, ...]]
 
     def __call__(self, params: Mapping[str, torch.Tensor], batch: InnerBatch) -> torch.Tensor:
@@ -93,7 +95,7 @@ class InnerLoss(Protocol):
 class PolicyGradientLoss:
     """The policy-gradient surrogate of :func:`inner_loss` as an :class:`InnerLoss`."""
 
-    kind: ClassVar[str] = "policy_gradient"
+    kind: ClassVar[LossKind] = "policy_gradient"
     fields: ClassVar[tuple[str, ...]] = ("obs", "act", "adv", "mask")
 
     def __init__(self, policy: GaussianMLPPolicy, *, lvc: bool = False) -> None:

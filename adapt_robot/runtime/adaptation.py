@@ -40,10 +40,10 @@ from adapt_robot.runtime.buffer import (
 )
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX, Manifest
 from adapt_robot.runtime.safety import (
-    BAD_REWARD,
     BAD_TRANSITIONS,
     NONFINITE_ADVANTAGES,
     SafetyConfig,
+    batch_rejection,
     rejection,
     rewards_ok,
     transitions_ok,
@@ -142,11 +142,11 @@ class InnerLoop:
             ):
                 return BAD_TRANSITIONS
             return None
-        if not rewards_ok(self.safety, episodes.rew[episodes.mask > 0]):
-            return BAD_REWARD
-        adv = self.advantages(episodes)
-        if adv is None:
-            return NONFINITE_ADVANTAGES
+        rewards = episodes.rew[episodes.mask > 0]
+        adv = self.advantages(episodes) if rewards_ok(self.safety, rewards) else None
+        refused = batch_rejection(self.safety, rewards, adv)
+        if refused is not None or adv is None:
+            return refused or NONFINITE_ADVANTAGES
         with np.errstate(over="ignore"):  # beyond float32: inf, then a non-finite loss
             pack(episodes, adv, self.batch)
         return None

@@ -176,8 +176,10 @@ TRANSITION_FIELDS = ("obs", "act", "next_obs", "mask")
 
 @dataclass(frozen=True)
 class Batch:
-    """Preallocated inputs of ``adapt_step.onnx``: ``obs [N, O]``, ``act``, ``adv``,
-    ``next_obs [N, O]`` and ``mask``; a graph reads the ones its inner loss declares."""
+    """Preallocated inputs of ``adapt_step.onnx``; a graph reads those its inner loss declares.
+
+    ``obs [N, O]``, ``act [N, A]``, ``adv [N]``, ``next_obs [N, O]`` and ``mask [N]``.
+    """
 
     obs: np.ndarray
     act: np.ndarray

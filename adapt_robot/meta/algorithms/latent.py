@@ -18,16 +18,24 @@ One iteration on ``M`` train tasks:
    probability ``window_p``, of a random prefix of the first episode (sliding-window
    adaptation) -> ``z_K`` by the robot's inner step.
 3. **Act adapted:** one episode per task with ``z_K``, executing the expert's action with
-   probability ``beta`` (decaying), labelled by the expert.
+   probability ``beta`` (decaying), and one with the teacher's latent ``mu(h)``, both labelled
+   by the expert (DAgger for the student and for the teacher).
 4. **Learn** (``grad_steps`` Adam steps on units from a replay of recent iterations), through
    the inner steps (second order)::
 
-       L = BC(pi(obs, z_K), a*) + teacher_w * BC(pi(obs, mu(h)), a*)
+       L = BC(pi(obs, z_K), a*) + teacher_w * BC(pi(obs, mu(h)), a*) + start_w * BC(pi(obs, z0), a*)
            + latent_w * |z_K - sg(mu(h))|^2 + model_w * L_id(mu(h))
 
    ``BC`` is the squared error of the tanh-squashed mean to the expert's action. The first term
    trains the model ``f``, ``z0`` and the rates so that ``K`` steps give a latent that acts
-   right; the last fits ``f`` as a dynamics model at the true latent.
+   right; the last fits ``f`` as a dynamics model at the true latent. A further
+   ``start_w * BC(pi(obs, z0), a*)`` makes the first attempt, before adaptation, the best single
+   behaviour the network can find.
+
+Before the first iteration a **teacher phase** (``teacher_tasks``) runs without inner steps: the
+experts demonstrate on train tasks, then the teacher ``pi(obs, mu(h))`` revisits them, and the
+experts label both; cloning and model fitting on those states give the student a teacher to
+imitate from its first iteration (RMA's phase 1, by imitation instead of RL).
 """
 
 from __future__ import annotations
@@ -103,7 +111,21 @@ class LatentConfig:
     teacher_w: float = setting(1.0, doc="Weight of the teacher's cloning loss.", ge=0)
     latent_w: float = setting(0.1, doc="Weight of |z_K - mu(hidden)|^2.", ge=0)
     model_w: float = setting(1.0, doc="Weight of the model's fit at the true latent.", ge=0)
+    start_w: float = setting(
+        0.5,
+        doc="Weight of cloning the experts with the starting latent z0 (the robot's first "
+        "attempt, before any adaptation, is then the best single behaviour).",
+        ge=0,
+    )
     max_grad_norm: float = setting(1.0, doc="Gradient norm clip of each Adam step.", gt=0)
+    teacher_tasks: int = setting(
+        256,
+        doc="Teacher phase before the first iteration: train tasks demonstrated by the experts "
+        "(then revisited by the teacher itself, labelled by the experts); 0 skips it.",
+        ge=0,
+    )
+    teacher_epochs: int = setting(30, doc="Teacher phase: epochs over its labelled states.", ge=1)
+    teacher_batch: int = setting(512, doc="Teacher phase: states per Adam step.", ge=1)
 
 
 @dataclass(frozen=True)
@@ -250,6 +272,9 @@ class LatentID(Learner):
     def iteration(self, rng: np.random.Generator) -> dict[str, float]:
         """Explore, adapt, act adapted (DAgger), then learn on the replay."""
         cfg = self.cfg
+        phase: dict[str, float] = {}
+        if self.iterations_done == 0 and cfg.teacher_tasks > 0:
+            phase = self.pretrain_teacher(rng)
         tasks = self.train_tasks(rng)
         m, e = len(tasks), cfg.explore_episodes
         explore = self._explore(tasks, rng, e)
@@ -257,20 +282,14 @@ class LatentID(Learner):
         adapted = self.adapt_batches(batches)
         beta = self.beta()
         acted = self._rollouts(adapted["context"], tasks, rng, beta=beta)
+        teacher = self._rollouts(self.true_latents(tasks), tasks, rng)
         units = []
         for i, task in enumerate(tasks):
-            obs = np.concatenate(
-                [explore.obs[i * e : (i + 1) * e].reshape(-1, explore.obs.shape[-1]), acted.obs[i]]
-            )
-            lab = np.concatenate(
-                [
-                    explore.label[i * e : (i + 1) * e].reshape(-1, explore.label.shape[-1]),
-                    acted.label[i],
-                ]
-            )
-            live = (
-                np.concatenate([explore.mask[i * e : (i + 1) * e].reshape(-1), acted.mask[i]]) > 0
-            )
+            rolls = [(explore, slice(i * e, (i + 1) * e)), (acted, slice(i, i + 1))]
+            rolls.append((teacher, slice(i, i + 1)))
+            obs = np.concatenate([r.obs[sl].reshape(-1, r.obs.shape[-1]) for r, sl in rolls])
+            lab = np.concatenate([r.label[sl].reshape(-1, r.label.shape[-1]) for r, sl in rolls])
+            live = np.concatenate([r.mask[sl].reshape(-1) for r, sl in rolls]) > 0
             idx = np.flatnonzero(live)
             pick = rng.choice(idx, size=cfg.label_rows, replace=len(idx) < cfg.label_rows)
             units.append(
@@ -286,11 +305,14 @@ class LatentID(Learner):
         self.iterations_done += 1
         pre = explore.success.reshape(m, e)
         return {
-            "env_steps": float(explore.env_steps + acted.env_steps),
+            **phase,
+            "env_steps": float(explore.env_steps + acted.env_steps + teacher.env_steps)
+            + phase.get("teacher_phase_env_steps", 0.0),
             "pre_return": float(explore.episode_returns().reshape(m, e)[:, 0].mean()),
             "post_return": float(acted.episode_returns().mean()),
             "pre_success": float(pre[:, 0].mean()),
             "post_success": float(acted.success.mean()),
+            "teacher_success": float(teacher.success.mean()),
             "beta": beta,
             **losses,
         }
@@ -317,6 +339,32 @@ class LatentID(Learner):
             check_finite(v, f"params.{k}")
         return totals
 
+    def _act_mean(self, z: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """Action means ``[U, R, A]`` of latents ``z [U, Z]`` on states ``obs [U, R, O]``."""
+        shared = {k: v for k, v in self.params.items() if k != "context"}
+
+        def one(zi: torch.Tensor, oi: torch.Tensor) -> torch.Tensor:
+            return self.policy.forward({**shared, "context": zi}, oi)[0]
+
+        out: torch.Tensor = torch.func.vmap(one)(z, obs)
+        return out
+
+    def _model_fit(self, z: torch.Tensor, batch: InnerBatch) -> torch.Tensor:
+        """Mean identification loss of stacked task batches at latents ``z [U, Z]``."""
+
+        def one(
+            zi: torch.Tensor, o: torch.Tensor, a: torch.Tensor, n: torch.Tensor, m: torch.Tensor
+        ) -> torch.Tensor:
+            rows = self.model.row_errors(self.params, o, a, n, zi)
+            return (m * rows).sum() / torch.clamp(m.sum(), min=1.0)
+
+        if batch.next_obs is None:
+            raise ValueError("model fit: the batch has no next_obs")
+        out: torch.Tensor = torch.func.vmap(one)(
+            z, batch.obs, batch.act, batch.next_obs, batch.mask
+        ).mean()
+        return out
+
     def loss(self, units: list[_Unit]) -> dict[str, torch.Tensor]:
         """The outer loss of ``units`` and its parts (differentiable)."""
         cfg = self.cfg
@@ -324,11 +372,10 @@ class LatentID(Learner):
         feats = torch.stack([u.features for u in units])
         obs = torch.stack([u.obs for u in units])
         label = torch.stack([u.label for u in units])
-        lrs = positive_rates(self.raw_lrs)
         adapted = batched_adapt(
             self.policy,
             self.params,
-            lrs,
+            positive_rates(self.raw_lrs),
             batch,
             self.inner_steps,
             create_graph=True,
@@ -336,37 +383,102 @@ class LatentID(Learner):
         )
         z_k = adapted["context"]
         z_true = self.encoder(self.enc_params, feats)
-        shared = {k: v for k, v in self.params.items() if k != "context"}
-
-        def act_mean(z: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-            return self.policy.forward({**shared, "context": z}, o)[0]
-
-        student = _bc(torch.func.vmap(act_mean)(z_k, obs), label)
-        teacher = _bc(torch.func.vmap(act_mean)(z_true, obs), label)
+        z0 = self.params["context"].expand_as(z_k)
+        student = _bc(self._act_mean(z_k, obs), label)
+        teacher = _bc(self._act_mean(z_true, obs), label)
+        start = _bc(self._act_mean(z0, obs), label)
         latent = ((z_k - z_true.detach()) ** 2).sum(-1).mean()
-
-        def fit(
-            z: torch.Tensor,
-            b_obs: torch.Tensor,
-            b_act: torch.Tensor,
-            b_next: torch.Tensor,
-            b_mask: torch.Tensor,
-        ) -> torch.Tensor:
-            rows = self.model.row_errors(self.params, b_obs, b_act, b_next, z)
-            return (b_mask * rows).sum() / torch.clamp(b_mask.sum(), min=1.0)
-
-        assert batch.next_obs is not None
-        model = torch.func.vmap(fit)(
-            z_true, batch.obs, batch.act, batch.next_obs, batch.mask
-        ).mean()
-        total = student + cfg.teacher_w * teacher + cfg.latent_w * latent + cfg.model_w * model
+        model = self._model_fit(z_true, batch)
+        total = (
+            student
+            + cfg.teacher_w * teacher
+            + cfg.start_w * start
+            + cfg.latent_w * latent
+            + cfg.model_w * model
+        )
         return {
             "loss": total,
             "student_bc": student,
             "teacher_bc": teacher,
+            "start_bc": start,
             "latent_err": latent,
             "model_err": model,
         }
+
+    def pretrain_teacher(self, rng: np.random.Generator) -> dict[str, float]:
+        """The teacher phase: the experts demonstrate, the teacher revisits, both labelled.
+
+        Fits ``pi(obs, mu(hidden))`` and ``pi(obs, z0)`` to the experts' actions and the model
+        ``f`` at the true latent, with no inner step (cheap); returns its metrics.
+        """
+        cfg = self.cfg
+        assert self.optimizer is not None
+        tasks = self.sampler.family.sample_tasks(rng, cfg.teacher_tasks, "train")
+        chunk = min(64, len(tasks))
+        feats_all = torch.stack([torch.from_numpy(hidden_features(t)) for t in tasks])
+        obs_rows, lab_rows, idx_rows = [], [], []
+        batches: list[tuple[int, InnerBatch]] = []
+        steps = 0
+        success: list[float] = []
+        for revisit in (False, True):
+            for lo in range(0, len(tasks), chunk):
+                part = list(tasks[lo : lo + chunk])
+                with torch.no_grad():
+                    z = self.encoder(self.enc_params, feats_all[lo : lo + len(part)])
+                roll = self._rollouts(z, part, rng, beta=0.0 if revisit else 1.0)
+                steps += roll.env_steps
+                if revisit:
+                    success.append(float(roll.success.mean()))
+                live = roll.mask > 0
+                for j in range(len(part)):
+                    obs_rows.append(roll.obs[j][live[j]])
+                    lab_rows.append(roll.label[j][live[j]])
+                    idx_rows.append(np.full(int(live[j].sum()), lo + j))
+                    batches.append((lo + j, self.task_batch(roll, slice(j, j + 1))))
+            self._fit_teacher(obs_rows, lab_rows, idx_rows, batches, feats_all, rng)
+        return {
+            "teacher_phase_env_steps": float(steps),
+            "teacher_success_train": float(np.mean(success)) if success else float("nan"),
+        }
+
+    def _fit_teacher(
+        self,
+        obs_rows: list[np.ndarray],
+        lab_rows: list[np.ndarray],
+        idx_rows: list[np.ndarray],
+        batches: list[tuple[int, InnerBatch]],
+        feats_all: torch.Tensor,
+        rng: np.random.Generator,
+    ) -> None:
+        """Epochs of cloning (teacher and z0) and model fitting on the teacher phase's data."""
+        cfg = self.cfg
+        assert self.optimizer is not None
+        obs = torch.from_numpy(np.concatenate(obs_rows))
+        lab = torch.from_numpy(np.concatenate(lab_rows))
+        idx = torch.from_numpy(np.concatenate(idx_rows))
+        n = obs.shape[0]
+        shared = {k: v for k, v in self.params.items() if k != "context"}
+        per_step = max(1, len(batches) * cfg.teacher_batch // max(n, 1))
+        for _ in range(cfg.teacher_epochs):
+            perm = torch.from_numpy(rng.permutation(n))
+            for rows in torch.split(perm, cfg.teacher_batch):
+                z_true = self.encoder(self.enc_params, feats_all[idx[rows]])
+                mean_t = self.policy.forward({**shared, "context": z_true}, obs[rows])[0]
+                mean_0 = self.policy.forward(self.params, obs[rows])[0]
+                pick = rng.choice(len(batches), size=min(per_step, len(batches)), replace=False)
+                chosen = [batches[int(j)] for j in pick]
+                tb = stack_batches([b for _, b in chosen])
+                z_fit = self.encoder(self.enc_params, feats_all[[i for i, _ in chosen]])
+                total = (
+                    _bc(mean_t, lab[rows])
+                    + cfg.start_w * _bc(mean_0, lab[rows])
+                    + cfg.model_w * self._model_fit(z_fit, tb)
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                tensors = [p for g in self.optimizer.param_groups for p in g["params"]]
+                torch.nn.utils.clip_grad_norm_(tensors, cfg.max_grad_norm)
+                self.optimizer.step()
 
     def adapt_each(self, rollouts: Any, params: Mapping[str, torch.Tensor]) -> Params:
         """Per-task adapted params from a sampler's rollouts, by the identification step."""
