@@ -12,8 +12,14 @@ Units: metres, kilograms, newtons, seconds. An object's frame sits at the centre
 
 Splits are disjoint by construction: a task is ``train`` when its shape is a primitive
 (``TRAIN_SHAPES``) and every parameter lies in the train range (``TRAIN_RANGES``); any other
-valid, solvable task is ``test`` (a composite shape, or a size/mass/friction never seen in
+valid, solvable task is ``test`` (a composite shape, or a size or mass never seen in
 training). A task that no controller could solve belongs to neither split.
+
+Both splits draw mass uniformly (0.05-3 kg in train) and friction uniformly (0.2-1.5). An
+object is fragile with chance ``FRAGILE_P`` when its squeeze allows it: its break force is
+``FRAGILE_WINDOW`` times the smallest that allows a careful grip (at least ``FRAGILE_MIN``); one
+that would need more than ``FRAGILE_MAX`` is robust. So heavy slippery objects need a squeeze
+that breaks fragile ones, and a middle squeeze breaks one kind and drops the other.
 """
 
 from __future__ import annotations
