@@ -57,3 +57,17 @@ def grasp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def grasp_bundle(grasp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(grasp_run, tmp_path_factory.mktemp("rt_grasp_bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def latent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The latent learner (identification inner loss) on ``point``, a few seconds of it."""
+    from adapt_robot.jobs.train import run_train
+
+    out = tmp_path_factory.mktemp("rt_latent") / "run"
+    return run_train(str(ROOT / "launch" / "smoke_latent.yaml"), [f"out_dir={out}"], resume=False)
+
+
+@pytest.fixture(scope="session")
+def latent_bundle(latent_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(latent_run, tmp_path_factory.mktemp("rt_latent_bundle") / "b")

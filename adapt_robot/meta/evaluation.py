@@ -53,7 +53,13 @@ from adapt_robot.meta.inner import (
 )
 from adapt_robot.meta.policy import Params, detach
 from adapt_robot.reporting.stats import Interval, t_interval, wilson_interval
-from adapt_robot.runtime.safety import REASONS, AcceptanceConfig, batch_rejection, rejection
+from adapt_robot.runtime.safety import (
+    REASONS,
+    AcceptanceConfig,
+    batch_rejection,
+    rejection,
+    transition_rejection,
+)
 
 REPORT_FORMAT = 1
 _TASK_STREAM = 101
@@ -256,18 +262,18 @@ def evaluate_learner(
     env_steps, capacity = 0, 0
     meta: Params = {}
     lrs = learner.lrs()
-    feedback: list[tuple[np.ndarray, np.ndarray]] = []
+    feedback: list[tuple[np.ndarray, ...]] = []
     for n, _ in enumerate((track or iter)(stages)):
         if n == 0:
             roll = sampler.sample(detach(learner.params), tasks, rng, k)
             dtype = learner.params["log_std"].dtype
-            batch = stack_batches([roll.task_batch(i, dtype) for i in range(m)])
+            batch = stack_batches([learner.inner_batch(roll, i, dtype) for i in range(m)])
             capacity = int(batch.obs.shape[1])
             meta = {
                 name: v.detach().unsqueeze(0).expand(m, *v.shape).clone()
                 for name, v in learner.params.items()
             }
-            feedback = [_live_feedback(roll, i) for i in range(m)]
+            feedback = [_live_feedback(learner, roll, batch, i) for i in range(m)]
             rolled_back.append(0)
             reasons.append(dict.fromkeys(REASONS, 0))
         else:
@@ -298,11 +304,29 @@ def evaluate_learner(
     )
 
 
-def _live_feedback(roll: Any, task: int) -> tuple[np.ndarray, np.ndarray]:
-    """Task ``task``'s live rewards and advantages (what the robot's batch check sees)."""
+def _live_feedback(
+    learner: Learner, roll: Any, batch: InnerBatch, task: int
+) -> tuple[np.ndarray, ...]:
+    """What the robot's batch check sees for task ``task`` (see :func:`_batch_check`).
+
+    Policy gradient: the live rewards and advantages. Identification: the live rows of the
+    transition batch (obs, act, next_obs).
+    """
+    if learner.inner_loss_fn().kind == "identification":
+        live = batch.mask[task].numpy() > 0
+        assert batch.next_obs is not None
+        return tuple(t[task].numpy()[live] for t in (batch.obs, batch.act, batch.next_obs))
     sl = roll.task_slice(task)
     live = roll.mask[sl] > 0
     return np.asarray(roll.rew[sl][live]), np.asarray(roll.adv[sl][live])
+
+
+def _batch_check(learner: Learner, acceptance: AcceptanceConfig) -> Callable[..., str | None]:
+    """The runtime's batch check for the learner's inner loss, applied to its feedback."""
+    if learner.inner_loss_fn().kind == "identification":
+        std = np.sqrt(learner.policy.normalizer.var + 1e-8)
+        return lambda obs, act, nxt: transition_rejection(obs, act, nxt, std)
+    return lambda rewards, advantages: batch_rejection(acceptance, rewards, advantages)
 
 
 def _loss_and_grad_norm(
@@ -329,12 +353,13 @@ def adapt_and_judge(
     lrs: Params,
     batch: InnerBatch,
     steps: int,
-    feedback: Sequence[tuple[np.ndarray, np.ndarray]],
+    feedback: Sequence[tuple[np.ndarray, ...]],
     acceptance: AcceptanceConfig,
 ) -> tuple[Params, list[str | None]]:
     """``steps`` inner steps from ``start`` (``[M, ...]``) judged per task by the robot's rule.
 
-    ``feedback[i]`` holds task ``i``'s live rewards and advantages. This is the one place
+    ``feedback[i]`` holds what the runtime's batch check of task ``i`` reads (live rewards and
+    advantages; for an identification loss, the live transitions). This is the one place
     where torch results meet the runtime's acceptance rule: the batch check
     (:func:`~adapt_robot.runtime.safety.batch_rejection`), then, with every step's loss and
     gradient norm and the loss of the result on the same batch converted to numpy,
@@ -369,8 +394,9 @@ def adapt_and_judge(
     old = {n: start[n].numpy() for n in names}
     new = {n: current[n].numpy() for n in names}
     verdicts: list[str | None] = []
-    for i, (rewards, advantages) in enumerate(feedback):
-        reason = batch_rejection(acceptance, rewards, advantages)
+    check = _batch_check(learner, acceptance)
+    for i, seen in enumerate(feedback):
+        reason = check(*seen)
         if reason is None:
             task_scalars = [float(s[i]) for s in scalars]
             measured = after is not None and all(np.isfinite(task_scalars))

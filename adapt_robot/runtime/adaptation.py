@@ -40,13 +40,12 @@ from adapt_robot.runtime.buffer import (
 )
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX, Manifest
 from adapt_robot.runtime.safety import (
-    BAD_TRANSITIONS,
     NONFINITE_ADVANTAGES,
     SafetyConfig,
     batch_rejection,
     rejection,
     rewards_ok,
-    transitions_ok,
+    transition_rejection,
 )
 
 ACCEPTED = "accepted"
@@ -65,7 +64,7 @@ class AdaptResult:
     steps: int
     """Inner steps run."""
     rows: int
-    """Live transitions in the batch."""
+    """Live rows in the batch (steps; for an identification batch, transitions ``t -> t+1``)."""
     episodes: int
     """Episodes (segments) in the batch."""
     dropped_rows: int
@@ -136,12 +135,9 @@ class InnerLoop:
         if self.identification:
             rows = pack_transitions(episodes.obs, episodes.act, episodes.mask, self.batch)
             b = self.batch
-            if not (
-                np.all(np.isfinite(b.act[:rows]))
-                and transitions_ok(b.obs[:rows], b.next_obs[:rows], self._obs_std)
-            ):
-                return BAD_TRANSITIONS
-            return None
+            return transition_rejection(
+                b.obs[:rows], b.act[:rows], b.next_obs[:rows], self._obs_std
+            )
         rewards = episodes.rew[episodes.mask > 0]
         adv = self.advantages(episodes) if rewards_ok(self.safety, rewards) else None
         refused = batch_rejection(self.safety, rewards, adv)
@@ -167,6 +163,8 @@ class InnerLoop:
         t0 = time.perf_counter()
         nan = float("nan")
 
+        live = [episodes.rows]  # the batch's live rows once packed (transitions: one fewer each)
+
         def done(
             reason: str,
             *,
@@ -180,7 +178,7 @@ class InnerLoop:
                 accepted=reason == ACCEPTED,
                 reason=reason,
                 steps=steps,
-                rows=episodes.rows,
+                rows=live[0],
                 episodes=episodes.count,
                 dropped_rows=episodes.dropped_rows,
                 loss_before=loss_before,
@@ -191,6 +189,7 @@ class InnerLoop:
             )
 
         refused = self._fill_batch(episodes)
+        live[0] = int(self.batch.mask.sum()) if self.identification else episodes.rows
         if refused is not None:
             return None, done(refused)
         current: dict[str, np.ndarray] = dict(start)

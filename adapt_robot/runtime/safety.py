@@ -264,6 +264,19 @@ def transitions_ok(obs: np.ndarray, next_obs: np.ndarray, std: np.ndarray) -> bo
     return bool(np.all(jump <= TELEPORT_STD))
 
 
+def transition_rejection(
+    obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray, std: np.ndarray
+) -> str | None:
+    """Why an identification batch's live rows must not be adapted on (None: adapt).
+
+    The identification counterpart of :func:`batch_rejection`: :data:`BAD_TRANSITIONS` when an
+    action is non-finite or a transition fails :func:`transitions_ok`.
+    """
+    if not (np.all(np.isfinite(act)) and transitions_ok(obs, next_obs, std)):
+        return BAD_TRANSITIONS
+    return None
+
+
 def rewards_ok(cfg: AcceptanceConfig, rewards: np.ndarray) -> bool:
     """Every reward finite and within ``max_abs_reward``."""
     r = np.asarray(rewards, dtype=np.float64)

@@ -205,3 +205,14 @@ def test_pybullet_twin_evaluates_a_mujoco_trained_grasp_run(tmp_path: Path) -> N
     reports, _ = run_eval([run], protocol)
     assert reports[0].engine == "pybullet" and reports[0].source["trained_engine"] == "mujoco"
     assert (run / "eval-pybullet" / "report.json").exists()
+
+
+def test_latent_runs_are_evaluated_with_their_identification_step(latent_run: Path) -> None:
+    """eval adapts a latent run's z on all its exploration transitions (the identification
+    batch, not advantages) and judges it with the robot's rule."""
+    learner, _ = open_run(latent_run, None)
+    assert learner.inner_loss_fn().kind == "identification"
+    report = evaluate_learner(learner, EvalProtocol(**SMALL))
+    assert report.capacity == SMALL["exploration_episodes"] * learner.sampler.family.max_steps
+    assert report.successes.shape == (SMALL["max_inner_steps"] + 1, SMALL["tasks"])
+    assert all(r[NONFINITE_UPDATE] == 0 for r in report.rollback_reasons)

@@ -17,6 +17,7 @@ import torch
 
 from adapt_robot.errors import AdaptRobotError
 from adapt_robot.meta.inner import (
+    InnerBatch,
     InnerLoss,
     PolicyGradientLoss,
     batched_adapt,
@@ -87,6 +88,10 @@ class Learner(ABC):
         The policy gradient for MAML, Meta-SGD, FO-MAML, Reptile and PPO-DR fine-tuning.
         """
         return PolicyGradientLoss(self.policy)
+
+    def inner_batch(self, rollouts: Rollouts, task: int, dtype: torch.dtype) -> InnerBatch:
+        """Task ``task``'s adaptation batch from a sampler's rollouts (what its loss reads)."""
+        return rollouts.task_batch(task, dtype)
 
     def lrs(self) -> Params:
         """Current positive inner learning rates (detached)."""

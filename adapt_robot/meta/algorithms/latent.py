@@ -480,6 +480,20 @@ class LatentID(Learner):
                 torch.nn.utils.clip_grad_norm_(tensors, cfg.max_grad_norm)
                 self.optimizer.step()
 
+    def inner_batch(self, rollouts: Any, task: int, dtype: torch.dtype) -> InnerBatch:
+        """Task ``task``'s transitions (all of its episodes) as an identification batch."""
+        sl = rollouts.task_slice(task)
+        rows = int(np.prod(rollouts.mask[sl].shape))
+        b = transition_batch(rollouts.obs[sl], rollouts.act[sl], rollouts.mask[sl], rows)
+        assert b.next_obs is not None
+        return InnerBatch(
+            obs=b.obs.to(dtype),
+            act=b.act.to(dtype),
+            adv=b.adv.to(dtype),
+            mask=b.mask.to(dtype),
+            next_obs=b.next_obs.to(dtype),
+        )
+
     def adapt_each(self, rollouts: Any, params: Mapping[str, torch.Tensor]) -> Params:
         """Per-task adapted params from a sampler's rollouts, by the identification step."""
         k = rollouts.episodes_per_task

@@ -1,0 +1,100 @@
+"""The on-device identification step (latent learner): parity with torch, refusal of bad data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adapt_robot.meta.inner import InnerBatch, adapt
+from adapt_robot.meta.trainer import load_run
+from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
+from adapt_robot.runtime.safety import BAD_TRANSITIONS, TELEPORT_STD
+
+
+def smooth_obs(bundle: Bundle, n: int, seed: int) -> np.ndarray:
+    """A slow random walk around the normaliser's mean (plausible consecutive observations)."""
+    norm = bundle.manifest.normalizer
+    std = np.sqrt(np.asarray(norm.var) + 1e-8)
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(0.05 * rng.standard_normal((n, len(std))), axis=0)
+    return (np.asarray(norm.mean) + std * walk).astype(np.float32)
+
+
+def drive(adapter: OnlineAdapter, obs: np.ndarray, length: int) -> None:
+    for i, o in enumerate(obs):
+        adapter.act(o)
+        adapter.observe(0.0, done=(i + 1) % length == 0)
+
+
+def test_manifest_says_identification_and_only_the_latent_adapts(latent_bundle: Path) -> None:
+    bundle = Bundle.load(latent_bundle)
+    assert bundle.manifest.inner_loop.loss == "identification"
+    assert bundle.manifest.adapted_names() == ["context"]
+    assert bundle.manifest.graphs["adapt_step"].inputs[-4:] == ["obs", "act", "next_obs", "mask"]
+
+
+def test_device_step_equals_torch_identification_step(
+    latent_run: Path, latent_bundle: Path
+) -> None:
+    _, learner, _ = load_run(latent_run)
+    bundle = Bundle.load(latent_bundle)
+    il = bundle.manifest.inner_loop
+    adapter = OnlineAdapter(bundle, mode=EpisodicMode(episodes=1), auto_adapt=False)
+    drive(adapter, smooth_obs(bundle, il.horizon, 0), il.horizon)
+    result = adapter.adapt()
+    assert result.reason in ("accepted", "loss_increase"), result
+    assert result.rows == il.horizon - 1  # transitions, not steps
+    b = adapter._inner.batch
+    batch = InnerBatch(
+        *(torch.as_tensor(x) for x in (b.obs, b.act, b.adv, b.mask)),
+        next_obs=torch.as_tensor(b.next_obs),
+    )
+    params = {k: v.detach() for k, v in learner.params.items()}
+    ref = adapt(
+        learner.policy,
+        params,
+        learner.lrs(),
+        batch,
+        il.steps,
+        create_graph=False,
+        loss_fn=learner.inner_loss_fn(),
+    )
+    if result.accepted:
+        got = adapter.params["context"]
+        want = ref["context"].numpy()
+        assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
+        for name in bundle.manifest.parameters:
+            if name.name != "context":
+                assert np.array_equal(adapter.params[name.name], bundle.params[name.name])
+    adapter.close()
+
+
+def test_a_teleport_is_refused_and_the_old_latent_kept(latent_bundle: Path) -> None:
+    bundle = Bundle.load(latent_bundle)
+    il = bundle.manifest.inner_loop
+    obs = smooth_obs(bundle, il.horizon, 1)
+    std = np.sqrt(np.asarray(bundle.manifest.normalizer.var) + 1e-8)
+    obs[il.horizon // 2 :, 0] += np.float32(3 * TELEPORT_STD * std[0])  # one jump mid-episode
+    adapter = OnlineAdapter(bundle, mode=EpisodicMode(episodes=1), auto_adapt=False)
+    drive(adapter, obs, il.horizon)
+    result = adapter.adapt()
+    assert not result.accepted and result.reason == BAD_TRANSITIONS
+    assert np.array_equal(adapter.params["context"], bundle.params["context"])
+    assert adapter.stats()[f"rollbacks_{BAD_TRANSITIONS}"] == 1
+    adapter.close()
+
+
+def test_nan_observations_never_reach_the_identification_batch(latent_bundle: Path) -> None:
+    bundle = Bundle.load(latent_bundle)
+    il = bundle.manifest.inner_loop
+    obs = smooth_obs(bundle, il.horizon, 2)
+    obs[5] = np.nan
+    adapter = OnlineAdapter(bundle, mode=EpisodicMode(episodes=1), auto_adapt=False)
+    drive(adapter, obs, il.horizon)
+    result = adapter.adapt()
+    assert adapter.stats()["obs_faults"] == 1
+    assert result.reason != BAD_TRANSITIONS  # the guard kept the NaN row out of the buffer
+    assert np.all(np.isfinite(adapter.params["context"]))
+    adapter.close()
