@@ -116,3 +116,63 @@ def test_report_on_hand_made_results_refuses_gap_without_headroom(
     assert "refused: no headroom" in md
     assert "does not test adaptation" in md
     assert not math.isnan(board["rows"][0]["mean_return"]["mean"])
+
+
+def test_latent_oracle_tells_each_task_its_true_latent(
+    latent_run: Path, latent_bundle: Path
+) -> None:
+    """The latent_oracle arm acts with mu(hidden) per task: two tasks with different goals get
+    different contexts, so their deterministic first actions differ from the meta-policy's."""
+    import dataclasses
+    import types
+
+    from adapt_robot.meta.trainer import load_run
+    from adapt_robot.runtime import Bundle, OnlineAdapter
+    from adapt_robot.scoreboard.arms.latent_oracle import LatentOracleArm, LatentOracleSpec
+    from sim.registry import get_family
+
+    family = get_family("point")
+    tasks = family.sample_tasks(np.random.default_rng(6), 2, "test")
+    spec = LatentOracleSpec(
+        name="told",
+        kind="oracle",
+        type="latent_oracle",
+        run=str(latent_run),
+        bundle=str(latent_bundle),
+        deterministic=True,
+    )
+    spec.validate("point")
+    res = LatentOracleArm(spec, ScoreSettings(split="test", post_episodes=2)).score(
+        family, "numpy", tasks, seed=0
+    )
+    assert list(res.stages) == [FIXED] and res.stages[FIXED].successes.shape == (2,)
+    _, learner, _ = load_run(latent_run)
+    z = learner.true_latents(tasks).numpy()
+    assert not np.allclose(z[0], z[1])
+    bundle = Bundle.load(latent_bundle)
+    obs = np.zeros(bundle.manifest.observation.dim, dtype=np.float32)
+    told = dataclasses.replace(
+        bundle, params=types.MappingProxyType({**bundle.params, "context": z[0]})
+    )
+    with (
+        OnlineAdapter(told, deterministic=True) as a,
+        OnlineAdapter(bundle, deterministic=True) as b,
+    ):
+        assert not np.allclose(a.act(obs), b.act(obs))
+
+
+def test_latent_oracle_refuses_a_policy_gradient_bundle(
+    point_run: Path, point_bundle: Path
+) -> None:
+    from adapt_robot.config import ConfigError
+    from adapt_robot.scoreboard.arms.latent_oracle import LatentOracleSpec
+
+    spec = LatentOracleSpec(
+        name="told",
+        kind="oracle",
+        type="latent_oracle",
+        run=str(point_run),
+        bundle=str(point_bundle),
+    )
+    with pytest.raises(ConfigError, match="inner loss 'policy_gradient'"):
+        spec.validate("point")

@@ -8,7 +8,9 @@ Built in:
 - ``bundle`` (robust with ``adapt: false``, adaptive otherwise): an exported ONNX bundle run
   through the robot's code path (the torch-free ``OnlineAdapter`` on a ``SimRobot``).
 
-**Adding an arm type** (e.g. ``latent_oracle``: the learned policy given the true latent): write
+- ``latent_oracle`` (oracle): a latent_id run's bundle told each task's true latent.
+
+**Adding an arm type**: write
 a frozen keyword-only subclass of :class:`ArmSpec` with the options (``setting(...)`` fields, a
 ``validate(family)`` for checks that need files), a class with ``score(family, engine, tasks,
 seed) -> ArmResult`` (stage ``fixed`` for a reference, the adaptive stages otherwise), and
@@ -33,6 +35,7 @@ from adapt_robot.scoreboard.arms.experts import (
     FixedExpertArm,
     FixedExpertSpec,
 )
+from adapt_robot.scoreboard.arms.latent_oracle import LatentOracleArm, LatentOracleSpec
 
 ARM_TYPES: dict[str, ArmType] = {
     "expert": ArmType(
@@ -53,6 +56,12 @@ ARM_TYPES: dict[str, ArmType] = {
         kinds=("robust", "adaptive"),
         build=BundleArm,
         doc="exported ONNX bundle through the on-device adapter on a simulated robot",
+    ),
+    "latent_oracle": ArmType(
+        spec=LatentOracleSpec,
+        kinds=("oracle",),
+        build=LatentOracleArm,
+        doc="a latent_id run's bundle told the true latent mu(hidden) of each task",
     ),
 }
 """Arm type name -> :class:`ArmType`; add an entry to plug in a new arm."""
