@@ -166,6 +166,33 @@ class TaskFamily(ABC, Generic[P]):
     def expert(self, task: P) -> Expert:
         """Scripted controller tuned with the true parameters of ``task``."""
 
+    law_params: ClassVar[tuple[str, ...]] = ()
+    """Names of the expert's behaviour parameters ``theta``, through which alone the hidden
+    parameters reach its actions; ``()`` when the family has no control law (its expert is
+    stateful, or not written as one)."""
+
+    def _no_law(self) -> ValueError:
+        return ValueError(
+            f"family {self.name!r} has no control law (law_params is empty); use a policy of "
+            "type gaussian_mlp"
+        )
+
+    def law_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest ``theta`` ``[P]`` of :meth:`control_law`."""
+        raise self._no_law()
+
+    def expert_law_params(self, task: P) -> np.ndarray:
+        """The ``theta [P]`` the expert uses for ``task`` (privileged: training only)."""
+        raise self._no_law()
+
+    def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """The expert's memoryless control law: actions ``[B, A]``.
+
+        ``obs [B, O]``, ``theta [B, P]``; branch-free numpy (TorchDynamo traces it into
+        ``policy.onnx``).
+        """
+        raise self._no_law()
+
     def check_engine(self, engine: str) -> None:
         """Raise a clear error for an engine this family does not support."""
         if engine not in self.engines:

@@ -99,59 +99,98 @@ def target_estimate(obs: np.ndarray) -> np.ndarray:
     return obs[_EE] + (gripper.KV / gripper.KP) * obs[_VEL]
 
 
+LAW_PARAMS = ("grip", "com_x")
+"""The expert's behaviour parameters, the only way the hidden parameters reach its actions:
+the squeeze per pad while lifting (N) and the centre-of-mass offset it grips above (m)."""
+LAW_LOW = np.array([2.0, -0.01])
+"""Lowest grip (N) and com_x (m) of :func:`grasp_law`."""
+LAW_HIGH = np.array([0.9 * gripper.FINGER_FORCE_MAX, 0.01])
+"""Highest grip (N; the expert never asks for more) and com_x (m)."""
+
+
+def law_params(task: gt.GraspParams) -> np.ndarray:
+    """``[grip, com_x]`` the expert uses for ``task`` (privileged: from the hidden parameters)."""
+    return np.array([expert_grip(task), task.com_x])
+
+
+def _hold_heights(half_height: np.ndarray) -> np.ndarray:
+    """:func:`hold_height` of many half-heights, without Python branches."""
+    grasp = np.maximum(
+        np.maximum(float(gripper.WORKSPACE_LOW[2]), half_height),
+        2.0 * half_height - gt.PALM_CLEARANCE,
+    )
+    return np.maximum(grasp, 2.0 * half_height - PALM + PALM_GAP)
+
+
+def _steps(move: np.ndarray, speed: float) -> np.ndarray:
+    return np.clip(move / gripper.MAX_STEP, -speed, speed)
+
+
+def _phases(
+    o: np.ndarray, com_x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grip point (x-y ``[B, 2]``, height ``[B, 1]``) and the ``lift`` and ``close`` masks."""
+    ee = o[:, _EE]
+    point_xy = o[:, _OBJ][:, 0:2] + o[:, _XAXIS][:, 0:2] * com_x
+    point_z = _hold_heights(o[:, _SIZE][:, 2:3])
+    touching = np.min(o[:, _FORCE], axis=1, keepdims=True) * gripper.FINGER_FORCE_MAX > TOUCH
+    height = ee[:, 2:3] - point_z
+    slipped = (height > SLIPPED_ABOVE) & (o[:, _GAP : _GAP + 1] < OPEN_GAP)
+    lift = touching | ((height >= CLOSE_ZONE) & slipped)
+    close = ~touching & (height < CLOSE_ZONE)
+    return point_xy, point_z, lift, close
+
+
+def grasp_law(obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """The expert's control law, batched: actions ``[B, 4]`` for ``obs [B, O]``, ``theta [B, 2]``.
+
+    ``theta`` is ``[grip, com_x]`` per row (:data:`LAW_PARAMS`). Branch-free numpy (phases by
+    ``np.where``), so TorchDynamo traces it into ``policy.onnx`` for the control-law policy,
+    exactly as ``reward.onnx`` traces the reward. Phases, decided from the observation alone:
+    ``lift`` when both pads press (or, above the grasp height, the fingers closed on nothing),
+    ``close`` within ``CLOSE_ZONE`` of the grasp height, ``approach`` otherwise.
+    """
+    o = obs.astype(np.float64)
+    grip = theta[:, 0:1].astype(np.float64)
+    ee, vel = o[:, _EE], o[:, _VEL]
+    target = ee + (gripper.KV / gripper.KP) * vel
+    point_xy, point_z, lift, close = _phases(o, theta[:, 1:2].astype(np.float64))
+    miss = np.sqrt(np.sum((point_xy - ee[:, 0:2]) ** 2, axis=1, keepdims=True))
+    raise_z = np.clip(FUNNEL * (miss - ALIGNED), 0.0, APPROACH)
+    approach_move = np.concatenate(
+        [point_xy - target[:, 0:2], point_z + raise_z - target[:, 2:3]], 1
+    )
+    approach_act = np.concatenate([_steps(approach_move, 1.0), -np.ones_like(grip)], 1)
+    close_move = np.concatenate([np.zeros_like(point_xy), point_z - target[:, 2:3]], 1)
+    squeeze = np.minimum(CLOSE_FORCE, 0.5 * grip)
+    close_act = np.concatenate([_steps(close_move, 1.0), squeeze / gripper.FINGER_FORCE_MAX], 1)
+    carry = np.clip(o[:, _HEIGHT : _HEIGHT + 1] / HANDOVER_RISE, 0.0, 1.0)
+    lift_move = np.concatenate(
+        [carry * (HANDOVER_XY - target[:, 0:2]), point_z + LIFT - target[:, 2:3]], 1
+    )
+    lift_act = np.concatenate([_steps(lift_move, LIFT_SPEED), grip / gripper.FINGER_FORCE_MAX], 1)
+    return np.where(lift, lift_act, np.where(close, close_act, approach_act))
+
+
 class GraspExpert:
-    """Approach, close gently, then lift and carry: each step decided from the observation."""
+    """Approach, close gently, then lift and carry: :func:`grasp_law` with the task's ``theta``."""
 
     def __init__(self, task: gt.GraspParams, grip_force: float | None = None) -> None:
         self.task = task
         self.grip = expert_grip(task) if grip_force is None else grip_force
         self.com_x = task.com_x
-        self.close = min(CLOSE_FORCE, 0.5 * self.grip)
+        self.theta = np.array([[self.grip, self.com_x]])
 
     def reset(self) -> None:
         """Start a new episode (nothing to forget: the expert keeps no state)."""
 
-    def grasp_point(self, obs: np.ndarray) -> np.ndarray:
-        """Where the grip point holds the object: above its centre of mass, at grasp height."""
-        o = np.asarray(obs, dtype=np.float64)
-        point = o[_OBJ] + o[_XAXIS] * self.com_x
-        point[2] = hold_height(float(o[_SIZE][2]))
-        return point
-
-    def phase(self, obs: np.ndarray) -> str:
-        """``approach``, ``close`` or ``lift``, decided from ``obs`` alone."""
-        o = np.asarray(obs, dtype=np.float64)
-        if float(np.min(o[_FORCE])) * gripper.FINGER_FORCE_MAX > TOUCH:
-            return "lift"
-        height = o[_EE][2] - self.grasp_point(o)[2]
-        if height < CLOSE_ZONE:
-            return "close"
-        if height > SLIPPED_ABOVE and o[_GAP] < OPEN_GAP:
-            return "lift"
-        return "approach"
-
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Action ``[dx, dy, dz, grip]`` for one observation."""
-        o = np.asarray(obs, dtype=np.float64)
-        phase = self.phase(o)
-        target = target_estimate(o)
-        point = self.grasp_point(o)
-        if phase == "approach":
-            miss = float(np.linalg.norm(point[:2] - o[_EE][:2]))
-            point[2] += float(np.clip(FUNNEL * (miss - ALIGNED), 0.0, APPROACH))
-            return _action(point - target, 1.0, -1.0)
-        if phase == "close":
-            return _action(np.array([0.0, 0.0, point[2] - target[2]]), 1.0, self.close)
-        carry = float(np.clip(o[_HEIGHT] / HANDOVER_RISE, 0.0, 1.0))
-        move = np.array([*(carry * (HANDOVER_XY - target[:2])), point[2] + LIFT - target[2]])
-        return _action(move, LIFT_SPEED, self.grip)
+        out: np.ndarray = grasp_law(np.asarray(obs, dtype=np.float64)[None], self.theta)[0]
+        return out
 
-
-def _action(move: np.ndarray, speed: float, squeeze: float) -> np.ndarray:
-    """Action moving the target by ``move`` (m, each axis capped at ``speed`` steps).
-
-    ``squeeze`` is the finger force (N); a negative one opens the fingers with full effort.
-    """
-    step = np.clip(move / gripper.MAX_STEP, -speed, speed)
-    grip = -1.0 if squeeze < 0 else squeeze / gripper.FINGER_FORCE_MAX
-    return np.concatenate([step, [grip]])
+    def phase(self, obs: np.ndarray) -> str:
+        """``approach``, ``close`` or ``lift``, decided from ``obs`` alone (as the law does)."""
+        o = np.asarray(obs, dtype=np.float64)[None]
+        _, _, lift, close = _phases(o, self.theta[:, 1:2])
+        return "lift" if bool(lift[0, 0]) else "close" if bool(close[0, 0]) else "approach"

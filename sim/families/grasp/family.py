@@ -22,6 +22,7 @@ import numpy as np
 
 from sim.core import gripper
 from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from sim.families.grasp import expert as ge
 from sim.families.grasp import reward as gr
 from sim.families.grasp import task as gt
 from sim.families.grasp.expert import GraspExpert
@@ -152,3 +153,17 @@ class GraspFamily(TaskFamily[gt.GraspParams]):
     def expert(self, task: gt.GraspParams) -> Expert:
         """State-machine expert told the true grip window and centre of mass."""
         return GraspExpert(gt.as_grasp(task))
+
+    law_params = ge.LAW_PARAMS
+
+    def law_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grip 2-108 N, centre-of-mass offset +-1 cm."""
+        return ge.LAW_LOW.copy(), ge.LAW_HIGH.copy()
+
+    def expert_law_params(self, task: gt.GraspParams) -> np.ndarray:
+        """``[grip, com_x]`` of the expert told ``task``."""
+        return ge.law_params(gt.as_grasp(task))
+
+    def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """:func:`sim.families.grasp.expert.grasp_law`."""
+        return ge.grasp_law(obs, theta)
