@@ -23,6 +23,7 @@ import torch
 
 from adapt_robot.errors import AdaptRobotError
 from adapt_robot.meta.algorithms.base import Learner
+from adapt_robot.meta.control_law import ControlLawPolicy
 from adapt_robot.meta.inner import positive_rates
 from adapt_robot.meta.policy import GaussianMLPPolicy, detach
 from adapt_robot.meta.train_config import TrainConfig
@@ -30,7 +31,7 @@ from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.safety import AcceptanceConfig
 from export import graphs, parity
 
-SUPPORTED_POLICIES = (GaussianMLPPolicy,)
+SUPPORTED_POLICIES = (GaussianMLPPolicy, ControlLawPolicy)
 NORMALIZER_EPS = 1e-8
 """Must match :meth:`GaussianMLPPolicy.normalize`."""
 
@@ -288,12 +289,12 @@ def _manifest(
             count=float(norm.count),
         ),
         "policy": bf.PolicySpec(
-            type="gaussian_mlp",
+            type="control_law" if isinstance(policy, ControlLawPolicy) else "gaussian_mlp",
             hidden=list(policy.cfg.hidden),
             activation=policy.cfg.activation,
             adapt=policy.cfg.adapt,
             context_dim=policy.cfg.context_dim,
-            action_squash="tanh",
+            action_squash="clip" if isinstance(policy, ControlLawPolicy) else "tanh",
         ),
         "parameters": [
             bf.ParamSpec(name=k, shape=list(v.shape), dtype="float32", adapted=k in adapted)

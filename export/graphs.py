@@ -64,12 +64,20 @@ def policy_fn(
     """``(obs, *params) -> (bounded action mean, log_std)``; computed in ``dtype``, I/O float32."""
     lo = torch.as_tensor(low, dtype=dtype)
     hi = torch.as_tensor(high, dtype=dtype)
+    bounds = [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
+    numpy_law = getattr(policy, "numpy_forward", False)
+
+    def clamp(mean: torch.Tensor) -> torch.Tensor:
+        if not numpy_law:
+            return torch.clamp(mean, lo, hi)
+        # Python-float bounds: a numpy-traced graph must not capture tensor constants.
+        cols = [mean[..., i].clamp(a, b) for i, (a, b) in enumerate(bounds)]
+        return torch.stack(cols, dim=-1)
 
     def fn(obs: torch.Tensor, *flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         params = {n: t.to(dtype) for n, t in zip(names, flat, strict=True)}
         mean, log_std = policy.forward(params, obs.to(dtype))
-        mean = torch.clamp(mean, lo, hi)
-        return mean.to(torch.float32), log_std.to(torch.float32)
+        return clamp(mean).to(torch.float32), log_std.to(torch.float32)
 
     return fn
 
@@ -168,8 +176,40 @@ def export_policy(
     batch = torch.export.Dim("batch", min=1)
     shapes = (({0: batch}, *([None] * len(names))),)
     inputs = [POLICY_INPUT_OBS, *names]
-    _quiet_export(_Fn(fn), args, path, inputs, POLICY_OUTPUTS, shapes)
+    if getattr(policy, "numpy_forward", False):  # a numpy control law: trace it as the reward
+        obs = torch.as_tensor(
+            np.random.default_rng(0).standard_normal((obs.shape[0], policy.obs_dim)),
+            dtype=torch.float32,
+        )
+        args = (obs, *args[1:])
+        module: torch.nn.Module = _numpy_traced(_Fn(fn), args, shapes)
+    else:
+        module = _Fn(fn)
+    _quiet_export(module, args, path, inputs, POLICY_OUTPUTS, shapes)
     return inputs, list(POLICY_OUTPUTS)
+
+
+def _numpy_traced(fn: torch.nn.Module, example: tuple[Any, ...], shapes: Any) -> torch.nn.Module:
+    """``fn`` (which calls numpy) traced to plain aten ops through TorchDynamo's NumPy support.
+
+    ``torch.export`` strict mode turns ``np.*`` calls into torch ops; the result is re-traced
+    by ``make_fx``, because the ONNX translator mishandles the lifted numpy scalar constants of
+    a strict export, but not the same graph traced by ``make_fx``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(fn, example, strict=True, dynamic_shapes=shapes)
+        traced = make_fx(program.module(), tracing_mode="symbolic")(*example)
+
+    class _Traced(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.traced = traced
+
+        def forward(self, *args: torch.Tensor) -> Any:
+            return self.traced(*args)
+
+    return _Traced()
 
 
 def export_adapt_step(
@@ -228,27 +268,8 @@ def export_reward(path: Path, family: TaskFamily[Any]) -> tuple[list[str], list[
     example = tuple(torch.randn(rows, d, generator=gen) for d in (o_dim, a_dim, o_dim))
     batch = torch.export.Dim("batch", min=1)
     shapes = ({0: batch}, {0: batch}, {0: batch})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.export.export(
-            _Fn(reward_fn(family)), example, strict=True, dynamic_shapes=(shapes,)
-        )
-        # Re-trace to plain aten ops: the ONNX translator mishandles the lifted numpy scalar
-        # constants of a strict export, but not the same graph traced by make_fx.
-        traced = make_fx(program.module(), tracing_mode="symbolic")(*example)
-
-    class _Reward(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.traced = traced
-
-        def forward(
-            self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            out: tuple[torch.Tensor, torch.Tensor] = self.traced(obs, action, next_obs)
-            return out
-
-    _quiet_export(_Reward(), example, path, REWARD_INPUTS, REWARD_OUTPUTS, shapes)
+    traced = _numpy_traced(_Fn(reward_fn(family)), example, (shapes,))
+    _quiet_export(traced, example, path, REWARD_INPUTS, REWARD_OUTPUTS, (shapes,))
     return list(REWARD_INPUTS), list(REWARD_OUTPUTS)
 
 

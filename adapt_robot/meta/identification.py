@@ -25,13 +25,13 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
 from adapt_robot.meta.inner import InnerBatch, LossKind
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params
+from adapt_robot.meta.policy import ObsNormalizer, Params, PolicyConfig
 from adapt_robot.runtime.buffer import Batch, pack_transitions
 from sim.core.params import CHOICES, RANGE, TaskParams
 
@@ -68,10 +68,23 @@ def _mlp(params: Mapping[str, torch.Tensor], prefix: str, x: torch.Tensor) -> to
     return x
 
 
+class LatentPolicy(Protocol):
+    """What the identification model needs of a latent-conditioned policy."""
+
+    obs_dim: int
+    act_dim: int
+    cfg: PolicyConfig
+    normalizer: ObsNormalizer
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """The policy's frozen observation normaliser."""
+        ...
+
+
 class IdentificationModel:
     """``f(obs, act, z)``: the normalised observation change, predicted from the latent."""
 
-    def __init__(self, policy: GaussianMLPPolicy, hidden: Sequence[int]) -> None:
+    def __init__(self, policy: LatentPolicy, hidden: Sequence[int]) -> None:
         if policy.cfg.adapt != "context":
             raise ValueError(
                 f"policy.adapt: the latent learner adapts the context, expected 'context', got "
@@ -134,6 +147,31 @@ class IdentificationLoss:
         )
         denom = torch.clamp(batch.mask.sum(), min=1.0)
         return (batch.mask * rows).sum() / denom
+
+
+def model_fit(
+    model: IdentificationModel,
+    params: Mapping[str, torch.Tensor],
+    z: torch.Tensor,
+    batch: InnerBatch,
+) -> torch.Tensor:
+    """Mean identification loss of stacked task batches ``[U, N, ...]`` at latents ``z [U, Z]``.
+
+    The model's fit at the true latents (training only; differentiable in ``params`` and ``z``).
+    """
+
+    def one(
+        zi: torch.Tensor, o: torch.Tensor, a: torch.Tensor, n: torch.Tensor, m: torch.Tensor
+    ) -> torch.Tensor:
+        rows = model.row_errors(params, o, a, n, zi)
+        return (m * rows).sum() / torch.clamp(m.sum(), min=1.0)
+
+    if batch.next_obs is None:
+        raise ValueError("model fit: the batch has no next_obs")
+    out: torch.Tensor = torch.func.vmap(one)(
+        z, batch.obs, batch.act, batch.next_obs, batch.mask
+    ).mean()
+    return out
 
 
 def transition_batch(

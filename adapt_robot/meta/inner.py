@@ -46,6 +46,16 @@ class InnerBatch:
     next_obs: torch.Tensor | None = None
     """Observation after each action ``[N, O]`` (the identification loss only)."""
 
+    def to(self, dtype: torch.dtype) -> InnerBatch:
+        """The same batch in ``dtype``."""
+        return InnerBatch(
+            obs=self.obs.to(dtype),
+            act=self.act.to(dtype),
+            adv=self.adv.to(dtype),
+            mask=self.mask.to(dtype),
+            next_obs=None if self.next_obs is None else self.next_obs.to(dtype),
+        )
+
     def __post_init__(self) -> None:
         rows = tuple(self.obs.shape[:-1])
         names = ("act", "adv", "mask") + (("next_obs",) if self.next_obs is not None else ())

@@ -24,7 +24,6 @@ import torch
 from adapt_robot.config import ConfigError, dump, to_dict
 from adapt_robot.errors import CheckpointError, InputNotFound, OutputExists
 from adapt_robot.meta.algorithms import ALGORITHMS, Learner, TrainingDiverged
-from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.meta.samplers import make_sampler
 from adapt_robot.meta.train_config import TrainConfig, build_train_config
 from adapt_robot.meta.warm_start import warm_start
@@ -40,9 +39,10 @@ def build_learner(cfg: TrainConfig) -> Learner:
     from sim.registry import get_family
 
     family = get_family(cfg.family)
-    policy = GaussianMLPPolicy(family.obs_spec.dim, family.action_spec.dim, cfg.policy)
+    learner_class = ALGORITHMS[cfg.algo.name][1]
+    policy = learner_class.make_policy(family, cfg.policy)
     sampler = make_sampler(family, policy, cfg.sampler)
-    factory: Callable[..., Learner] = ALGORITHMS[cfg.algo.name][1]
+    factory: Callable[..., Learner] = learner_class
     return factory(policy, sampler, cfg.algo, cfg.seed)
 
 

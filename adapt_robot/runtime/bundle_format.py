@@ -143,8 +143,10 @@ class NormalizerSpec:
 class PolicySpec:
     """The exported policy network."""
 
-    type: Literal["gaussian_mlp"]
-    """Policy class (``gaussian_mlp``)."""
+    type: Literal["gaussian_mlp", "control_law"]
+    """Policy class: ``gaussian_mlp`` (a tanh-squashed MLP) or ``control_law`` (the family's
+    scripted control law told its behaviour parameters by the decoded latent ``context``;
+    ``hidden`` are then the decoder's widths)."""
     hidden: list[int]
     """Hidden layer widths (each >= 1)."""
     activation: Literal["tanh", "relu"]
@@ -153,8 +155,9 @@ class PolicySpec:
     """Adapted subset: ``all``, ``head`` or ``context``."""
     context_dim: int = field(metadata=bounds(ge=1))
     """Context vector size (``adapt: context`` only; otherwise unused)."""
-    action_squash: Literal["tanh"]
-    """How the mean is bounded: ``tanh`` then clipped to the action bounds."""
+    action_squash: Literal["tanh", "clip"]
+    """How the mean is bounded: ``tanh`` then clipped to the action bounds (``gaussian_mlp``),
+    or only clipped to them (``control_law``)."""
 
     def __post_init__(self) -> None:
         for i, width in enumerate(self.hidden):

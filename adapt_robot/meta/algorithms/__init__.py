@@ -2,11 +2,12 @@
 
 from adapt_robot.meta.algorithms.base import Learner, TrainingDiverged
 from adapt_robot.meta.algorithms.latent import LatentConfig, LatentID
+from adapt_robot.meta.algorithms.law import LawConfig, LawID
 from adapt_robot.meta.algorithms.maml import MAML, MAMLConfig
 from adapt_robot.meta.algorithms.ppo_dr import PPODR, PPODRConfig
 from adapt_robot.meta.algorithms.reptile import Reptile, ReptileConfig
 
-AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig | LatentConfig
+AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig | LatentConfig | LawConfig
 """Any algorithm config (the ``name`` field says which)."""
 
 ALGORITHMS: dict[str, tuple[type, type[Learner]]] = {
@@ -14,6 +15,7 @@ ALGORITHMS: dict[str, tuple[type, type[Learner]]] = {
     "reptile": (ReptileConfig, Reptile),
     "ppo_dr": (PPODRConfig, PPODR),
     "latent_id": (LatentConfig, LatentID),
+    "law_id": (LawConfig, LawID),
 }
 """Algorithm name -> (config class, learner class)."""
 
@@ -24,6 +26,8 @@ __all__ = [
     "AlgoConfig",
     "LatentConfig",
     "LatentID",
+    "LawConfig",
+    "LawID",
     "Learner",
     "MAMLConfig",
     "PPODRConfig",

@@ -25,8 +25,9 @@ from adapt_robot.meta.inner import (
     positive_rates,
     stack_batches,
 )
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
+from adapt_robot.meta.policy import GaussianMLPPolicy, Params, PolicyConfig, detach
 from adapt_robot.meta.samplers.local import Rollouts, Sampler
+from sim.core.family import TaskFamily
 from sim.core.params import TaskParams
 
 
@@ -81,6 +82,11 @@ class Learner(ABC):
         """A fresh batch of training tasks."""
         family = self.sampler.family
         return list(family.sample_tasks(rng, self.sampler.cfg.tasks_per_iter, "train"))
+
+    @classmethod
+    def make_policy(cls, family: TaskFamily[Any], cfg: PolicyConfig) -> Any:
+        """The policy this learner trains: a Gaussian MLP unless the learner says otherwise."""
+        return GaussianMLPPolicy(family.obs_spec.dim, family.action_spec.dim, cfg)
 
     def inner_loss_fn(self) -> InnerLoss:
         """The inner loss the robot's step descends (exported into ``adapt_step.onnx``).

@@ -57,6 +57,7 @@ from adapt_robot.meta.identification import (
     IdentificationLoss,
     IdentificationModel,
     hidden_features,
+    model_fit,
     transition_batch,
 )
 from adapt_robot.meta.inner import (
@@ -351,19 +352,7 @@ class LatentID(Learner):
 
     def _model_fit(self, z: torch.Tensor, batch: InnerBatch) -> torch.Tensor:
         """Mean identification loss of stacked task batches at latents ``z [U, Z]``."""
-
-        def one(
-            zi: torch.Tensor, o: torch.Tensor, a: torch.Tensor, n: torch.Tensor, m: torch.Tensor
-        ) -> torch.Tensor:
-            rows = self.model.row_errors(self.params, o, a, n, zi)
-            return (m * rows).sum() / torch.clamp(m.sum(), min=1.0)
-
-        if batch.next_obs is None:
-            raise ValueError("model fit: the batch has no next_obs")
-        out: torch.Tensor = torch.func.vmap(one)(
-            z, batch.obs, batch.act, batch.next_obs, batch.mask
-        ).mean()
-        return out
+        return model_fit(self.model, self.params, z, batch)
 
     def loss(self, units: list[_Unit]) -> dict[str, torch.Tensor]:
         """The outer loss of ``units`` and its parts (differentiable)."""
@@ -484,14 +473,8 @@ class LatentID(Learner):
         """Task ``task``'s transitions (all of its episodes) as an identification batch."""
         sl = rollouts.task_slice(task)
         rows = int(np.prod(rollouts.mask[sl].shape))
-        b = transition_batch(rollouts.obs[sl], rollouts.act[sl], rollouts.mask[sl], rows)
-        assert b.next_obs is not None
-        return InnerBatch(
-            obs=b.obs.to(dtype),
-            act=b.act.to(dtype),
-            adv=b.adv.to(dtype),
-            mask=b.mask.to(dtype),
-            next_obs=b.next_obs.to(dtype),
+        return transition_batch(rollouts.obs[sl], rollouts.act[sl], rollouts.mask[sl], rows).to(
+            dtype
         )
 
     def adapt_each(self, rollouts: Any, params: Mapping[str, torch.Tensor]) -> Params:

@@ -63,6 +63,8 @@ LIFT_SPEED = 0.5
 HANDOVER_XY = np.zeros(2)
 """Where (x, y, m) the object is carried: one fixed point for every task, so the carry phase
 steers to an observed reference instead of holding a remembered position."""
+HANDOVER_XY_FLOATS = (float(HANDOVER_XY[0]), float(HANDOVER_XY[1]))
+"""``HANDOVER_XY`` as Python floats (a traced law must not capture an array constant)."""
 HANDOVER_RISE = 0.02
 """Object height (m) over which the carry towards ``HANDOVER_XY`` ramps up from zero, so the
 object is not dragged across the table."""
@@ -113,10 +115,14 @@ def law_params(task: gt.GraspParams) -> np.ndarray:
     return np.array([expert_grip(task), task.com_x])
 
 
+_Z_FLOOR = float(gripper.WORKSPACE_LOW[2])
+"""Lowest grip-point height (a Python float: a traced law must not read an array constant)."""
+
+
 def _hold_heights(half_height: np.ndarray) -> np.ndarray:
     """:func:`hold_height` of many half-heights, without Python branches."""
     grasp = np.maximum(
-        np.maximum(float(gripper.WORKSPACE_LOW[2]), half_height),
+        np.maximum(_Z_FLOOR, half_height),
         2.0 * half_height - gt.PALM_CLEARANCE,
     )
     return np.maximum(grasp, 2.0 * half_height - PALM + PALM_GAP)
@@ -166,7 +172,7 @@ def grasp_law(obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
     close_act = np.concatenate([_steps(close_move, 1.0), squeeze / gripper.FINGER_FORCE_MAX], 1)
     carry = np.clip(o[:, _HEIGHT : _HEIGHT + 1] / HANDOVER_RISE, 0.0, 1.0)
     lift_move = np.concatenate(
-        [carry * (HANDOVER_XY - target[:, 0:2]), point_z + LIFT - target[:, 2:3]], 1
+        [carry * (np.array(HANDOVER_XY_FLOATS) - target[:, 0:2]), point_z + LIFT - target[:, 2:3]], 1
     )
     lift_act = np.concatenate([_steps(lift_move, LIFT_SPEED), grip / gripper.FINGER_FORCE_MAX], 1)
     return np.where(lift, lift_act, np.where(close, close_act, approach_act))
