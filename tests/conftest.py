@@ -71,3 +71,17 @@ def latent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def latent_bundle(latent_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(latent_run, tmp_path_factory.mktemp("rt_latent_bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def law_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The law_id learner (the grasp control law told a decoded latent), one tiny iteration."""
+    from adapt_robot.jobs.train import run_train
+
+    out = tmp_path_factory.mktemp("rt_law") / "run"
+    return run_train(str(ROOT / "launch" / "smoke_law.yaml"), [f"out_dir={out}"], resume=False)
+
+
+@pytest.fixture(scope="session")
+def law_bundle(law_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(law_run, tmp_path_factory.mktemp("rt_law_bundle") / "b")

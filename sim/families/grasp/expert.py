@@ -171,9 +171,8 @@ def grasp_law(obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
     squeeze = np.minimum(CLOSE_FORCE, 0.5 * grip)
     close_act = np.concatenate([_steps(close_move, 1.0), squeeze / gripper.FINGER_FORCE_MAX], 1)
     carry = np.clip(o[:, _HEIGHT : _HEIGHT + 1] / HANDOVER_RISE, 0.0, 1.0)
-    lift_move = np.concatenate(
-        [carry * (np.array(HANDOVER_XY_FLOATS) - target[:, 0:2]), point_z + LIFT - target[:, 2:3]], 1
-    )
+    carry_xy = carry * (np.array(HANDOVER_XY_FLOATS) - target[:, 0:2])
+    lift_move = np.concatenate([carry_xy, point_z + LIFT - target[:, 2:3]], 1)
     lift_act = np.concatenate([_steps(lift_move, LIFT_SPEED), grip / gripper.FINGER_FORCE_MAX], 1)
     return np.where(lift, lift_act, np.where(close, close_act, approach_act))
 

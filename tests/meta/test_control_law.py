@@ -1,0 +1,84 @@
+"""The control-law policy and the law_id learner: the law is the expert's, theta is decoded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adapt_robot.meta.control_law import ControlLawPolicy
+from adapt_robot.meta.policy import PolicyConfig
+from adapt_robot.meta.trainer import load_run
+from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
+from sim.families.grasp.expert import GraspExpert
+from sim.registry import get_family
+
+
+@pytest.fixture(scope="module")
+def grasp_law() -> ControlLawPolicy:
+    cfg = PolicyConfig(hidden=(8,), adapt="context", context_dim=2, normalize_obs=False)
+    return ControlLawPolicy(get_family("grasp"), cfg)
+
+
+def test_the_policy_told_the_experts_theta_is_the_expert(grasp_law: ControlLawPolicy) -> None:
+    family = get_family("grasp")
+    tasks = family.sample_tasks(np.random.default_rng(0), 6, "train")
+    rng = np.random.default_rng(1)
+    lo, hi = family.obs_spec.low, family.obs_spec.high
+    obs = rng.uniform(np.where(np.isfinite(lo), lo, -1), np.where(np.isfinite(hi), hi, 1), (50, 38))
+    for task in tasks:
+        theta = family.expert_law_params(task)
+        want = np.stack([GraspExpert(task).act(o) for o in obs])
+        got = family.control_law(obs, np.broadcast_to(theta, (50, 2)))
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_decoded_theta_stays_inside_the_law_bounds(grasp_law: ControlLawPolicy) -> None:
+    params = grasp_law.init_params(torch.Generator().manual_seed(0))
+    z = torch.linspace(-50, 50, 21).reshape(-1, 1).expand(-1, 2)
+    theta = grasp_law.theta(params, z).numpy()
+    low, high = get_family("grasp").law_bounds()
+    assert np.all(theta >= low - 1e-6) and np.all(theta <= high + 1e-6)
+    mid = grasp_law.theta(params, torch.zeros(2)).numpy()
+    u = grasp_law.to_unit(mid)
+    np.testing.assert_allclose(u, grasp_law.unit_theta(params, torch.zeros(2)).numpy(), atol=1e-6)
+
+
+def test_family_without_a_law_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="needs a family with a control law"):
+        ControlLawPolicy(get_family("point"), PolicyConfig(adapt="context"))
+
+
+def test_law_bundle_acts_like_the_torch_policy_and_adapts_only_z(
+    law_run: Path, law_bundle: Path
+) -> None:
+    _, learner, _ = load_run(law_run)
+    bundle = Bundle.load(law_bundle)
+    assert bundle.manifest.policy.type == "control_law"
+    assert bundle.manifest.inner_loop.loss == "identification"
+    family = get_family("grasp")
+    from sim.envs.vector import VectorTaskEnv
+
+    env = VectorTaskEnv(family, "mujoco", 1)
+    env.set_tasks(family.sample_tasks(np.random.default_rng(2), 1, "test"))
+    obs = env.reset(np.random.default_rng(3))
+    params = {k: v.detach() for k, v in learner.params.items()}
+    with OnlineAdapter(
+        bundle, mode=EpisodicMode(episodes=1), deterministic=True, auto_adapt=False
+    ) as adapter:
+        for _ in range(family.max_steps):
+            a = adapter.act(obs[0])
+            want = learner.policy.forward(params, torch.as_tensor(obs))[0].numpy()[0]
+            np.testing.assert_allclose(a, np.clip(want, -1, 1), atol=1e-5)
+            obs, *_ = env.step(a[None])
+            adapter.observe(None, done=bool(env.done[0]), next_obs=obs[0])
+            if env.done[0]:
+                break
+        result = adapter.adapt()
+        assert result.reason in ("accepted", "loss_increase", "update_norm"), result
+        for p in bundle.manifest.parameters:
+            if p.name != "context":
+                assert np.array_equal(adapter.params[p.name], bundle.params[p.name])
+    env.close()
