@@ -1,6 +1,6 @@
 """``adapt-robot demo launch/demo.yaml``: the whole chain, sim -> meta -> export -> runtime.
 
-1. **train**: meta-train a family (default: grasp, MAML warm-started from the scripted experts)
+1. **train**: train a family (default: grasp, the law_id learner of launch/grasp_law.yaml)
    on a short budget, in MuJoCo; learning curve in ``OUT/train/learning_curve.png``.
 2. **export**: write the ONNX bundle (policy, inner step, reward; parity-checked) to
    ``OUT/bundle``.
@@ -40,7 +40,7 @@ _TORCH_FREE_CLI = (
 class DemoTrain:
     """The ``train:`` section: which launch file, with which overrides."""
 
-    launch: str = setting("launch/grasp_maml.yaml", doc="Training launch file.")
+    launch: str = setting("launch/grasp_law.yaml", doc="Training launch file.")
     overrides: tuple[str, ...] = setting(
         (), doc="KEY=VALUE overrides of the launch file (a short budget for the demo)."
     )

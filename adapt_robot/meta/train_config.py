@@ -85,6 +85,11 @@ def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
         raise ConfigError(f"algo.name: expected one of {sorted(ALGORITHMS)}, got {name!r}")
     algo: AlgoConfig = build(ALGORITHMS[name][0], dict(algo_raw), "algo")
     cfg = dataclasses.replace(build(TrainConfig, raw), algo=algo)
+    if cfg.warm_start.tasks > 0 and not ALGORITHMS[name][1].warm_startable:
+        raise ConfigError(
+            f"warm_start.tasks: {name} has no parameters to clone the experts into (its policy "
+            "is the expert's own control law); set warm_start.tasks: 0"
+        )
     _check_family(cfg)
     return cfg
 

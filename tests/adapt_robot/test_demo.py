@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--set",
     "train.overrides=[budget.iterations=1, eval.tasks=2, eval.episodes_per_task=2, "
-    "warm_start.tasks=4, warm_start.epochs=2, sampler.tasks_per_iter=4]",
+    "sampler.tasks_per_iter=4, algo.grad_steps=2]",
     "--set",
     "deploy.objects=2",
     "--set",

@@ -82,3 +82,12 @@ def test_law_bundle_acts_like_the_torch_policy_and_adapts_only_z(
             if p.name != "context":
                 assert np.array_equal(adapter.params[p.name], bundle.params[p.name])
     env.close()
+
+
+def test_law_id_refuses_a_warm_start_with_the_key_path() -> None:
+    from adapt_robot.config import ConfigError
+    from adapt_robot.meta.train_config import load_train_config
+    from tests.conftest import ROOT
+
+    with pytest.raises(ConfigError, match=r"warm_start\.tasks: law_id"):
+        load_train_config(ROOT / "launch" / "smoke_law.yaml", ["warm_start.tasks=4"])

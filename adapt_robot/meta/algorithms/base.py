@@ -49,6 +49,8 @@ class Learner(ABC):
     """Base of MAML, Reptile and PPO-DR."""
 
     name: ClassVar[str]
+    warm_startable: ClassVar[bool] = True
+    """Whether ``warm_start`` (cloning the experts into the policy's parameters) applies."""
 
     def __init__(
         self,

@@ -127,6 +127,7 @@ class LawID(Learner):
     """The control law with a latent identified by gradient steps on a learned model."""
 
     name = "law_id"
+    warm_startable = False  # the policy is the expert's own law: there is nothing to clone
 
     @classmethod
     def make_policy(cls, family: TaskFamily[Any], cfg: PolicyConfig) -> ControlLawPolicy:
