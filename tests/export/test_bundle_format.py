@@ -141,8 +141,14 @@ def test_reader_imports_numpy_and_yaml_only() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("adapt_robot")
     }
-    # The launch-file validator, the shared limits and the acceptance settings: torch-free.
-    assert ours == {"adapt_robot.config", "adapt_robot.limits", "adapt_robot.runtime.safety"}
+    # The launch-file validator, the shared limits, the acceptance settings and the project's
+    # error types: torch-free.
+    assert ours == {
+        "adapt_robot.config",
+        "adapt_robot.errors",
+        "adapt_robot.limits",
+        "adapt_robot.runtime.safety",
+    }
 
 
 def test_reader_loads_a_bundle_without_torch_or_onnx(smoke_bundle: Path) -> None:
