@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adapt_robot.meta.policy import ObsNormalizer, Params, PolicyConfig
+from adapt_robot.meta.policy import ObsNormalizer, Params, PolicyConfig, normalize_obs
 from sim.core.family import TaskFamily
 
 DEC_PREFIX = "dec."
@@ -81,11 +81,7 @@ class ControlLawPolicy:
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """The (frozen) observation normaliser (the identification model's input scaling)."""
-        if not self.cfg.normalize_obs:
-            return obs
-        mean = torch.as_tensor(self.normalizer.mean, dtype=obs.dtype)
-        std = torch.as_tensor(np.sqrt(self.normalizer.var + 1e-8), dtype=obs.dtype)
-        return torch.clamp((obs - mean) / std, -self.cfg.obs_clip, self.cfg.obs_clip)
+        return normalize_obs(obs, self.normalizer, self.cfg)
 
     def unit_theta(self, params: Mapping[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         """``theta(z)`` scaled to [-1, 1] over the law's bounds ``[..., P]`` (differentiable)."""

@@ -92,6 +92,15 @@ class ObsNormalizer:
         self.frozen = bool(state["frozen"])
 
 
+def normalize_obs(obs: torch.Tensor, normalizer: ObsNormalizer, cfg: PolicyConfig) -> torch.Tensor:
+    """``obs`` through ``normalizer``, clipped to ``+-cfg.obs_clip`` (unchanged when disabled)."""
+    if not cfg.normalize_obs:
+        return obs
+    mean = torch.as_tensor(normalizer.mean, dtype=obs.dtype)
+    std = torch.as_tensor(np.sqrt(normalizer.var + 1e-8), dtype=obs.dtype)
+    return torch.clamp((obs - mean) / std, -cfg.obs_clip, cfg.obs_clip)
+
+
 class GaussianMLPPolicy:
     """Diagonal Gaussian policy; the network is :meth:`forward` over explicit params."""
 
@@ -131,12 +140,7 @@ class GaussianMLPPolicy:
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Apply the (current or frozen) observation normaliser."""
-        if not self.cfg.normalize_obs:
-            return obs
-        mean = torch.as_tensor(self.normalizer.mean, dtype=obs.dtype)
-        std = torch.as_tensor(np.sqrt(self.normalizer.var + 1e-8), dtype=obs.dtype)
-        clip = self.cfg.obs_clip
-        return torch.clamp((obs - mean) / std, -clip, clip)
+        return normalize_obs(obs, self.normalizer, self.cfg)
 
     def forward(
         self, params: Mapping[str, torch.Tensor], obs: torch.Tensor

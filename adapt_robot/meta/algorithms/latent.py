@@ -40,85 +40,43 @@ imitate from its first iteration (RMA's phase 1, by imitation instead of RL).
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from adapt_robot.config import setting
-from adapt_robot.limits import MIN_RATE
-from adapt_robot.meta.algorithms.base import Learner, check_finite
+from adapt_robot.meta.algorithms.identifying import IdentifyingConfig, IdentifyingLearner
 from adapt_robot.meta.dagger import LabelledRollouts, labelled_rollouts
 from adapt_robot.meta.identification import (
-    HiddenEncoder,
-    IdentificationLoss,
-    IdentificationModel,
     hidden_features,
     model_fit,
     transition_batch,
 )
 from adapt_robot.meta.inner import (
-    MAX_INNER_STEPS,
     InnerBatch,
     batched_adapt,
     positive_rates,
     stack_batches,
 )
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
+from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.meta.samplers.local import Sampler
 from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
 
 
 @dataclass(frozen=True, kw_only=True)
-class LatentConfig:
+class LatentConfig(IdentifyingConfig):
     """Latent learner settings (the latent size is ``policy.context_dim``)."""
 
     name: Literal["latent_id"] = setting("latent_id", doc="Algorithm name.")
-    inner_lr: float = setting(
-        0.5,
-        doc="Initial inner rate of each latent dimension (learned, Meta-SGD).",
-        gt=MIN_RATE,
-    )
-    inner_steps: int = setting(
-        3, doc="Gradient steps on z per adaptation (1-3).", ge=1, le=MAX_INNER_STEPS
-    )
-    lr: float = setting(1e-3, doc="Adam step size of every trained tensor.", gt=0)
-    model_hidden: tuple[int, ...] = setting((64, 64), doc="Hidden widths of the model f.")
-    encoder_hidden: tuple[int, ...] = setting((32,), doc="Hidden widths of the encoder mu.")
-    explore_episodes: int = setting(
-        3, doc="Exploration episodes per task with z0 (the most the robot adapts on).", ge=1
-    )
-    window_p: float = setting(
-        0.25,
-        doc="Probability that a training adaptation uses a prefix of the first episode "
-        "(sliding-window adaptation inside the first attempt).",
-        ge=0,
-        le=1,
-    )
-    grad_steps: int = setting(20, doc="Adam steps per iteration.", ge=1)
-    units_per_step: int = setting(16, doc="Tasks per Adam step.", ge=1)
     label_rows: int = setting(256, doc="Expert-labelled states kept per task.", ge=1)
-    replay_iterations: int = setting(8, doc="Iterations of tasks kept for learning.", ge=1)
     beta0: float = setting(
         0.5, doc="DAgger: probability of executing the expert's action at iteration 1.", ge=0, le=1
     )
     beta_iterations: int = setting(
         20, doc="DAgger: iterations over which beta decays linearly to 0.", ge=1
     )
-    teacher_w: float = setting(1.0, doc="Weight of the teacher's cloning loss.", ge=0)
-    latent_w: float = setting(0.1, doc="Weight of |z_K - mu(hidden)|^2.", ge=0)
-    model_w: float = setting(1.0, doc="Weight of the model's fit at the true latent.", ge=0)
-    start_w: float = setting(
-        0.5,
-        doc="Weight of cloning the experts with the starting latent z0 (the robot's first "
-        "attempt, before any adaptation, is then the best single behaviour).",
-        ge=0,
-    )
-    max_grad_norm: float = setting(1.0, doc="Gradient norm clip of each Adam step.", gt=0)
     teacher_tasks: int = setting(
         256,
         doc="Teacher phase before the first iteration: train tasks demonstrated by the experts "
@@ -143,7 +101,7 @@ def _bc(mean: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return ((mean - label) ** 2).mean()
 
 
-class LatentID(Learner):
+class LatentID(IdentifyingLearner):
     """A latent-conditioned student adapted by gradient steps on an identification loss."""
 
     name = "latent_id"
@@ -151,58 +109,12 @@ class LatentID(Learner):
     def __init__(
         self, policy: GaussianMLPPolicy, sampler: Sampler, cfg: LatentConfig, seed: int
     ) -> None:
-        super().__init__(
-            policy,
-            sampler,
-            inner_lr=cfg.inner_lr,
-            inner_steps=cfg.inner_steps,
-            learn_rates=True,
-            seed=seed,
-        )
-        if self.adapted != ["context"]:
-            raise ValueError(
-                "policy.adapt: the latent learner adapts the latent; set policy.adapt: context "
-                f"(got {policy.cfg.adapt!r})"
-            )
-        self.cfg = cfg
-        gen = torch.Generator().manual_seed(seed + 7)
-        self.model = IdentificationModel(policy, cfg.model_hidden)
-        self.inner_loss = IdentificationLoss(self.model)
-        for k, v in self.model.init_params(gen).items():
-            self.params[k] = v.requires_grad_(True)
-        family = sampler.family
-        probe = family.sample_tasks(np.random.default_rng(0), 1, "train")[0]
+        probe = sampler.family.sample_tasks(np.random.default_rng(0), 1, "train")[0]
         self.feature_dim = int(hidden_features(probe).shape[0])
-        self.encoder = HiddenEncoder(self.feature_dim, policy.cfg.context_dim, cfg.encoder_hidden)
-        self.enc_params: Params = {
-            k: v.requires_grad_(True) for k, v in self.encoder.init_params(gen).items()
-        }
-        trained = [v for k, v in self.params.items() if k != "log_std"]
-        self.optimizer = torch.optim.Adam(
-            [*trained, *self.raw_lrs.values(), *self.enc_params.values()], lr=cfg.lr
-        )
-        self.horizon = family.max_steps
-        self.capacity = cfg.explore_episodes * self.horizon
-        self.replay: deque[list[_Unit]] = deque(maxlen=cfg.replay_iterations)
-        self.iterations_done = 0
-        self._envs: dict[int, VectorTaskEnv] = {}
-
-    def inner_loss_fn(self) -> IdentificationLoss:
-        """The identification loss of the model ``f`` (the robot needs no reward)."""
-        return self.inner_loss
+        super().__init__(policy, sampler, cfg, seed, target_dim=self.feature_dim)
+        self.cfg = cfg
 
     # --- acting ---------------------------------------------------------------------------
-    def _env(self, batch: int) -> VectorTaskEnv:
-        if batch not in self._envs:
-            self._envs[batch] = VectorTaskEnv(self.sampler.family, self.sampler.engine, batch)
-        return self._envs[batch]
-
-    def close(self) -> None:
-        """Release the learner's own env batches."""
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-
     def _rollouts(
         self,
         contexts: torch.Tensor,
@@ -217,7 +129,7 @@ class LatentID(Learner):
         per_env["context"] = contexts.detach()
         snap = self.sampler.snapshot(per_env, m, per_task=True)
         return labelled_rollouts(
-            self.sampler.family, self._env(m), snap, tasks, rng, beta=beta, noise=noise
+            self.sampler.family, self.env(m), snap, tasks, rng, beta=beta, noise=noise
         )
 
     def _explore(
@@ -229,40 +141,11 @@ class LatentID(Learner):
         return self._rollouts(z0.expand(len(jobs), -1), jobs, rng)
 
     # --- adapting (the robot's inner step) ------------------------------------------------
-    def adapt_batches(
-        self, batches: list[InnerBatch], params: Mapping[str, torch.Tensor] | None = None
-    ) -> Params:
-        """Per-task adapted params ``[M, ...]`` from each task's transition batch (detached)."""
-        start = detach(self.params if params is None else params)
-        out = batched_adapt(
-            self.policy,
-            start,
-            self.lrs(),
-            stack_batches(batches),
-            self.inner_steps,
-            create_graph=False,
-            loss_fn=self.inner_loss,
-        )
-        check_finite(out["context"], "adapted context")
-        return detach(out)
-
     def task_batch(self, roll: LabelledRollouts, episodes: slice) -> InnerBatch:
         """The transition batch of ``episodes`` of ``roll`` at the learner's capacity."""
         return transition_batch(
             roll.obs[episodes], roll.act[episodes], roll.mask[episodes], self.capacity
         )
-
-    def _training_batch(self, roll: LabelledRollouts, i: int, rng: np.random.Generator) -> Any:
-        e = self.cfg.explore_episodes
-        if rng.uniform() < self.cfg.window_p:
-            mask = roll.mask[i * e : i * e + 1].copy()
-            cut = int(rng.integers(10, self.horizon))
-            mask[:, cut:] = 0.0
-            return transition_batch(
-                roll.obs[i * e : i * e + 1], roll.act[i * e : i * e + 1], mask, self.capacity
-            )
-        k = int(rng.integers(1, e + 1))
-        return self.task_batch(roll, slice(i * e, i * e + k))
 
     # --- learning -------------------------------------------------------------------------
     def beta(self) -> float:
@@ -279,7 +162,9 @@ class LatentID(Learner):
         tasks = self.train_tasks(rng)
         m, e = len(tasks), cfg.explore_episodes
         explore = self._explore(tasks, rng, e)
-        batches = [self._training_batch(explore, i, rng) for i in range(m)]
+        batches = [
+            self.training_batch(explore.obs, explore.act, explore.mask, i, rng) for i in range(m)
+        ]
         adapted = self.adapt_batches(batches)
         beta = self.beta()
         acted = self._rollouts(adapted["context"], tasks, rng, beta=beta)
@@ -302,7 +187,7 @@ class LatentID(Learner):
                 )
             )
         self.replay.append(units)
-        losses = self._learn(rng)
+        losses = self.learn(rng)
         self.iterations_done += 1
         pre = explore.success.reshape(m, e)
         return {
@@ -317,28 +202,6 @@ class LatentID(Learner):
             "beta": beta,
             **losses,
         }
-
-    def _learn(self, rng: np.random.Generator) -> dict[str, float]:
-        """``grad_steps`` Adam steps on units drawn from the replay."""
-        assert self.optimizer is not None
-        pool = [u for units in self.replay for u in units]
-        totals: dict[str, float] = {}
-        for _ in range(self.cfg.grad_steps):
-            pick = rng.choice(
-                len(pool), size=min(self.cfg.units_per_step, len(pool)), replace=False
-            )
-            parts = self.loss([pool[int(j)] for j in pick])
-            total = parts["loss"]
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            tensors = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(tensors, self.cfg.max_grad_norm)
-            self.optimizer.step()
-            for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.cfg.grad_steps
-        for k, v in self.params.items():
-            check_finite(v, f"params.{k}")
-        return totals
 
     def _act_mean(self, z: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Action means ``[U, R, A]`` of latents ``z [U, Z]`` on states ``obs [U, R, O]``."""
@@ -469,28 +332,6 @@ class LatentID(Learner):
                 torch.nn.utils.clip_grad_norm_(tensors, cfg.max_grad_norm)
                 self.optimizer.step()
 
-    def inner_batch(self, rollouts: Any, task: int, dtype: torch.dtype) -> InnerBatch:
-        """Task ``task``'s transitions (all of its episodes) as an identification batch."""
-        sl = rollouts.task_slice(task)
-        rows = int(np.prod(rollouts.mask[sl].shape))
-        return transition_batch(rollouts.obs[sl], rollouts.act[sl], rollouts.mask[sl], rows).to(
-            dtype
-        )
-
-    def adapt_each(self, rollouts: Any, params: Mapping[str, torch.Tensor]) -> Params:
-        """Per-task adapted params from a sampler's rollouts, by the identification step."""
-        k = rollouts.episodes_per_task
-        batches = [
-            transition_batch(
-                rollouts.obs[i * k : (i + 1) * k],
-                rollouts.act[i * k : (i + 1) * k],
-                rollouts.mask[i * k : (i + 1) * k],
-                self.capacity,
-            )
-            for i in range(rollouts.n_tasks)
-        ]
-        return self.adapt_batches(batches, params)
-
     def evaluate(
         self, tasks: list[TaskParams], rng: np.random.Generator, episodes_per_task: int
     ) -> dict[str, float]:
@@ -518,18 +359,3 @@ class LatentID(Learner):
         with torch.no_grad():
             feats = torch.stack([torch.from_numpy(hidden_features(t)) for t in tasks])
             return self.encoder(self.enc_params, feats)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Base state plus the encoder and the iteration count."""
-        state = super().state_dict()
-        state["enc_params"] = detach(self.enc_params)
-        state["iterations_done"] = self.iterations_done
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-        with torch.no_grad():
-            for k, v in self.enc_params.items():
-                v.copy_(state["enc_params"][k])
-        self.iterations_done = int(state["iterations_done"])
-        super().load_state_dict(state)
