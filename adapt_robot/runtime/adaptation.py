@@ -51,6 +51,8 @@ from adapt_robot.runtime.safety import (
 ACCEPTED = "accepted"
 DISCARDED = "discarded"
 """The adaptation finished after ``reset_to_meta()``: its result belonged to the old object."""
+KEPT_SUCCESS = "kept_success"
+"""No adaptation: the last episode succeeded and the mode keeps a behaviour that works."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapt_robot.runtime.adaptation import DISCARDED, AdaptResult, InnerLoop
+from adapt_robot.runtime.adaptation import DISCARDED, KEPT_SUCCESS, AdaptResult, InnerLoop
 from adapt_robot.runtime.buffer import Episodes, TransitionBuffer
 from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
@@ -136,6 +136,10 @@ class OnlineAdapter:
         self._episodes_since = 0
         self._ticks_since = 0
         self._adapted_once = False
+        self._episode_ok = False
+        """Some step of the current episode succeeded."""
+        self._last_episode_ok = False
+        """The last finished episode succeeded (EpisodicMode.keep_on_success)."""
         self._executor: cf.ThreadPoolExecutor | None = None
         self._future: cf.Future[AdaptResult] | None = None
         self._closed = False
@@ -161,6 +165,7 @@ class OnlineAdapter:
             "adapt_ms_max": 0.0,
             "last_reward": float("nan"),
             "last_success": 0,
+            "kept_on_success": 0,
         }
 
     # ------------------------------------------------------------------ control thread
@@ -201,13 +206,21 @@ class OnlineAdapter:
         self._pending_ok = True
         return self._action[0].copy()
 
-    def observe(self, reward: float | None, done: bool, next_obs: np.ndarray | None = None) -> None:
+    def observe(
+        self,
+        reward: float | None,
+        done: bool,
+        next_obs: np.ndarray | None = None,
+        success: bool | None = None,
+    ) -> None:
         """Record the outcome of the last :meth:`act`; ``done`` ends the episode.
 
         ``reward=None`` computes it on the device with ``reward.onnx`` from the last
         observation, the action sent and ``next_obs``. A NaN/inf or out-of-range reward is
-        counted in ``reward_faults`` (an adaptation on it is rolled back). With ``auto_adapt``,
-        starts :meth:`adapt_async` when the mode says so.
+        counted in ``reward_faults`` (an adaptation on it is rolled back). ``success`` is the
+        task's success as the robot knows it (None: from ``reward.onnx`` where it ran); it
+        matters only to ``EpisodicMode(keep_on_success=True)``. With ``auto_adapt``, starts
+        :meth:`adapt_async` when the mode says so.
         """
         if not self._pending:
             raise RuntimeError("OnlineAdapter.observe: no act() since the last observe()")
@@ -222,11 +235,16 @@ class OnlineAdapter:
             self._buffer.add(self._guard.buffer[0], self._sample, r, bool(done))
         elif done:
             self._buffer.end_episode()
+        if success is not None:
+            self._episode_ok = self._episode_ok or bool(success)
+        elif reward is None:
+            self._episode_ok = self._episode_ok or bool(self._stats["last_success"])
         self._stats["ticks"] += 1
         self._ticks_since += 1
         if done:
             self._stats["episodes"] += 1
             self._episodes_since += 1
+            self._last_episode_ok, self._episode_ok = self._episode_ok, False
         if self.auto_adapt:
             self._maybe_adapt()
 
@@ -277,6 +295,7 @@ class OnlineAdapter:
         self._pending = self._pending_ok = False
         self._since = self._episodes_since = self._ticks_since = 0
         self._adapted_once = False
+        self._episode_ok = self._last_episode_ok = False
         np.copyto(self._action[0], self._zero)
         self._stats["resets"] += 1
 
@@ -329,7 +348,32 @@ class OnlineAdapter:
         Raises ``ValueError`` when there is nothing to adapt on yet.
         """
         episodes, generation = self._take_batch()
+        if self._keeps_success():
+            return self._kept(episodes)
         return self._run(episodes, generation)
+
+    def _keeps_success(self) -> bool:
+        """``EpisodicMode(keep_on_success=True)`` and the last finished episode succeeded."""
+        mode = self.mode
+        return isinstance(mode, EpisodicMode) and mode.keep_on_success and self._last_episode_ok
+
+    def _kept(self, episodes: Episodes) -> AdaptResult:
+        """The result of an adaptation skipped because the last episode succeeded."""
+        self._stats["kept_on_success"] += 1
+        nan = float("nan")
+        return AdaptResult(
+            accepted=False,
+            reason=KEPT_SUCCESS,
+            steps=0,
+            rows=episodes.rows,
+            episodes=episodes.count,
+            dropped_rows=episodes.dropped_rows,
+            loss_before=nan,
+            loss_after=nan,
+            grad_norm=nan,
+            update_norm=nan,
+            duration_ms=0.0,
+        )
 
     def adapt_async(self) -> cf.Future[AdaptResult]:
         """Adapt on the background worker; returns the running adaptation's future if any."""
@@ -338,6 +382,10 @@ class OnlineAdapter:
         if self._future is not None and not self._future.done():
             return self._future
         episodes, generation = self._take_batch()
+        if self._keeps_success():
+            done: cf.Future[AdaptResult] = cf.Future()
+            done.set_result(self._kept(episodes))
+            return done
         if self._executor is None:
             self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapt")
         self._future = self._executor.submit(self._run, episodes, generation)

@@ -29,6 +29,10 @@ class EpisodicMode:
     """Inner steps ``n`` (None: ``manifest.inner_loop.steps``)."""
     once: bool = True
     """Adapt once, then keep the adapted parameters until ``reset_to_meta()``."""
+    keep_on_success: bool = False
+    """Do not adapt when the last finished episode succeeded (success as the robot reports it
+    to ``observe(success=...)``, else as ``reward.onnx`` computes it): a behaviour that works
+    is kept, and the adaptation is reported as ``kept_success``."""
 
     def __post_init__(self) -> None:
         for name in ("episodes", "steps"):

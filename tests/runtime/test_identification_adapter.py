@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from adapt_robot.meta.inner import InnerBatch, adapt
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
+from adapt_robot.runtime.adaptation import KEPT_SUCCESS
 from adapt_robot.runtime.safety import BAD_TRANSITIONS, TELEPORT_STD
 
 
@@ -97,4 +99,26 @@ def test_nan_observations_never_reach_the_identification_batch(latent_bundle: Pa
     assert adapter.stats()["obs_faults"] == 1
     assert result.reason != BAD_TRANSITIONS  # the guard kept the NaN row out of the buffer
     assert np.all(np.isfinite(adapter.params["context"]))
+    adapter.close()
+
+
+@pytest.mark.parametrize("succeeded", [True, False])
+def test_keep_on_success_adapts_only_after_a_failed_episode(
+    latent_bundle: Path, succeeded: bool
+) -> None:
+    bundle = Bundle.load(latent_bundle)
+    il = bundle.manifest.inner_loop
+    mode = EpisodicMode(episodes=1, keep_on_success=True)
+    adapter = OnlineAdapter(bundle, mode=mode, auto_adapt=False)
+    for i, o in enumerate(smooth_obs(bundle, il.horizon, 3)):
+        adapter.act(o)
+        last = i + 1 == il.horizon
+        adapter.observe(0.0, done=last, success=succeeded and last)
+    result = adapter.adapt()
+    if succeeded:
+        assert result.reason == KEPT_SUCCESS and result.steps == 0
+        assert adapter.stats()["kept_on_success"] == 1
+        assert adapter.stats()["rollbacks"] == 0  # keeping is not a rollback
+    else:
+        assert result.reason != KEPT_SUCCESS and result.steps == il.steps
     adapter.close()

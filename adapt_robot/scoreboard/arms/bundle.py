@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adapt_robot.config import ConfigError, setting
+from adapt_robot.runtime.adaptation import KEPT_SUCCESS
 from adapt_robot.runtime.modes import SlidingWindowMode
 from adapt_robot.scoreboard.arms.base import ArmSpec, ScoreSettings
 from adapt_robot.scoreboard.arms.episodes import EpisodeOutcome, run_episode
@@ -72,6 +73,11 @@ class BundleSpec(ArmSpec):
         False, doc="Act with the policy mean instead of sampling (the deploy job samples)."
     )
     providers: tuple[str, ...] = setting(("cpu",), doc="ONNX Runtime providers, in order.")
+    keep_on_success: bool = setting(
+        False,
+        doc="after_k: skip the adaptation when the last experience episode succeeded (the "
+        "runtime's EpisodicMode(keep_on_success=True)); counted as kept_success.",
+    )
     window_every: int = setting(
         5, doc="first_attempt: control ticks between sliding-window adaptations.", ge=1
     )
@@ -170,7 +176,11 @@ class BundleArm:
                     steps=spec.window_steps or inner.steps,
                 )
             else:
-                modes[stage] = EpisodicMode(episodes=int(stage.rsplit("_", 1)[1]), once=True)
+                modes[stage] = EpisodicMode(
+                    episodes=int(stage.rsplit("_", 1)[1]),
+                    once=True,
+                    keep_on_success=spec.keep_on_success,
+                )
         robot = SimRobot(
             SimRobotConfig(family=family.name, engine=engine, split=self.settings.split, seed=seed)
         )
@@ -233,7 +243,8 @@ class _StageRun:
         except ValueError:  # nothing recorded (every tick faulted): the parameters stay
             self.rejections[NO_DATA] += 1
             return
-        self.adapt_ms.append(result.duration_ms)
+        if result.reason != KEPT_SUCCESS:  # kept on success: nothing was computed
+            self.adapt_ms.append(result.duration_ms)
         if not result.accepted:
             self.rejections[result.reason] += 1
 

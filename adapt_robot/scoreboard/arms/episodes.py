@@ -44,10 +44,11 @@ def run_episode(
     while True:
         robot.send_action(adapter.act(obs))
         reward, done, obs = robot.reward(), robot.done(), robot.read_obs()
-        adapter.observe(reward, done, obs)
+        succeeded = robot.success()
+        adapter.observe(reward, done, obs, success=succeeded)
         t += 1
         ret += float(reward if reward is not None else 0.0)
-        if first is None and robot.success():
+        if first is None and succeeded:
             first = t
         if on_tick is not None:
             on_tick(t)
