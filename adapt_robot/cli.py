@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     dep.add_argument("--post-episodes", type=int, default=3, help="episodes scored after")
     dep.add_argument("--steps", type=int, default=None, help="inner steps n (default: bundle)")
+    dep.add_argument(
+        "--keep-on-success",
+        action="store_true",
+        help="do not adapt when the last exploration episode succeeded",
+    )
     dep.add_argument("--seed", type=int, default=0, help="seed of the objects, robot and noise")
     dep.add_argument("--providers", default="cpu", help="ONNX Runtime providers, e.g. cuda,cpu")
     dep.add_argument("--gif", default=None, metavar="PATH", help="before/after GIF, 1st object")

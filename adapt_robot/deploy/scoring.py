@@ -131,7 +131,7 @@ class ScoredController:
         the records stay aligned with the robot's episodes.
         """
         try:
-            self.adapter.observe(reward, done, next_obs)
+            self.adapter.observe(reward, done, next_obs, success=self._success())
         finally:
             self._score(reward, done)
 

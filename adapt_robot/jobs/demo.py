@@ -56,6 +56,11 @@ class DemoDeploy:
     objects: int = setting(8, doc="Held-out objects (one adaptation each).", ge=1)
     episodes: int = setting(10, doc="Exploration episodes K before adapting.", ge=1)
     post_episodes: int = setting(3, doc="Episodes scored after adapting.", ge=1)
+    keep_on_success: bool = setting(
+        True,
+        doc="Do not adapt when the exploration episode succeeded (the runtime's "
+        "EpisodicMode(keep_on_success=True); chosen on train-range validation objects).",
+    )
     gif: bool = setting(True, doc="Write a before/after GIF of the first object.")
 
 
@@ -157,6 +162,7 @@ def _deploy_torch_free(bundle: Path, out: Path, d: DemoDeploy, seed: int) -> Non
         str(d.episodes),
         "--post-episodes",
         str(d.post_episodes),
+        *(["--keep-on-success"] if d.keep_on_success else []),
         "--seed",
         str(seed),
         "--out",

@@ -98,6 +98,9 @@ class DeployConfig:
     """Episodes scored after the adaptation, per object."""
     steps: int | None = None
     """Inner steps ``n`` of the adaptation (None: the bundle's ``inner_loop.steps``)."""
+    keep_on_success: bool = False
+    """Skip the adaptation when the last exploration episode succeeded
+    (``EpisodicMode(keep_on_success=True)``): the post episodes keep the meta-parameters."""
     seed: int = 0
     """Seed of the task draw, the robot and the action noise."""
     providers: tuple[str, ...] = ("cpu",)
@@ -202,7 +205,7 @@ def run_deploy(cfg: DeployConfig) -> DeployReport:
     t_start = time.perf_counter()
     bundle, family, k, n = _resolve(cfg)
     tasks = held_out_tasks(family, cfg.objects, cfg.split, cfg.seed)
-    mode = EpisodicMode(episodes=k, steps=n, once=True)
+    mode = EpisodicMode(episodes=k, steps=n, once=True, keep_on_success=cfg.keep_on_success)
     robot_cfg = SimRobotConfig(
         family=family.name, engine=cfg.engine, split=cast(Any, cfg.split), seed=cfg.seed
     )
@@ -365,6 +368,7 @@ def deploy_main(args: argparse.Namespace) -> str:
             episodes=args.episodes,
             post_episodes=args.post_episodes,
             steps=args.steps,
+            keep_on_success=bool(getattr(args, "keep_on_success", False)),
             seed=args.seed,
             providers=providers,
             gif=None if args.gif is None else Path(args.gif),

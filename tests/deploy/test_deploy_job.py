@@ -97,7 +97,13 @@ class FakeAdapter:
     def act(self, obs: np.ndarray) -> np.ndarray:
         return np.zeros(2, dtype=np.float32)
 
-    def observe(self, reward: float | None, done: bool, next_obs: np.ndarray | None = None) -> None:
+    def observe(
+        self,
+        reward: float | None,
+        done: bool,
+        next_obs: np.ndarray | None = None,
+        success: bool | None = None,
+    ) -> None:
         pass
 
     def adapt_async(self) -> cf.Future[AdaptResult]:
