@@ -127,6 +127,10 @@ class BulletPhysics(Physics):
             q0 = scene.reset(client, task, init)
             for j, q in enumerate(q0):
                 pb.resetJointState(self.gripper_ids[i], j, float(q), 0.0, physicsClientId=client)
+            # Recompute contacts for the new poses: getContactPoints otherwise still reports the
+            # last step's contacts (e.g. pads pressing an object that has just been moved away),
+            # and the first observation of every second episode showed a phantom grip.
+            pb.performCollisionDetection(physicsClientId=client)
         return self._read_all()
 
     def _read_all(self) -> np.ndarray:

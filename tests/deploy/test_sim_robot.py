@@ -123,3 +123,29 @@ def test_the_control_loop_runs_episodes_on_a_sim_robot() -> None:
     assert stats.ticks == len(ctrl.acted) == len(ctrl.observed)
     assert sum(d for _, d, _ in ctrl.observed) == 2
     assert all(isinstance(r, float) for r, _, _ in ctrl.observed)
+
+
+def test_pybullet_episodes_after_the_first_start_clean() -> None:
+    """Regression: PyBullet kept the last step's contacts across reset(), so every second
+    episode began with a phantom grip (the expert then lifted nothing)."""
+    from sim.registry import get_family
+
+    family = get_family("grasp")
+    task = family.sample_tasks(np.random.default_rng(0), 1, "test")[0]
+    robot = SimRobot(SimRobotConfig(family="grasp", engine="pybullet", split="test", seed=0))
+    robot.set_task(task)
+    expert = family.expert(task)
+    try:
+        for _ in range(3):
+            obs = robot.reset()
+            assert float(np.abs(obs[family.obs_spec.slice("pad_force")]).max()) == 0.0
+            ok = False
+            for _ in range(family.max_steps):
+                robot.send_action(expert.act(obs))
+                obs = robot.read_obs()
+                ok = ok or bool(robot.success())
+                if robot.done():
+                    break
+            assert ok
+    finally:
+        robot.close()
