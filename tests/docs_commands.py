@@ -54,6 +54,7 @@ def python_blocks() -> list[tuple[Path, str]]:
     return [(p, b) for p in DOC_FILES for b in PYTHON_FENCE.findall(p.read_text())]
 
 
+TINY_SCOREBOARD = " --set tasks=2 --set 'engines=[mujoco]' --set episodes.post_episodes=1"
 TINY_EVAL = " --tasks 2 --episodes 1 --post-episodes 1 --steps 1"
 
 RUNS: dict[str, Run] = {
@@ -70,6 +71,14 @@ RUNS: dict[str, Run] = {
     ".venv/bin/adapt-robot deploy runs/demo/bundle --robot sim:pybullet --task-split test "
     "--rate 100 --objects 4 --gif runs/demo/deploy4/before_after.gif "
     "--out runs/demo/deploy4": Run(" --objects 1 --episodes 1 --post-episodes 1"),
+    ".venv/bin/adapt-robot train launch/grasp_law.yaml": Run(
+        " --set budget.iterations=1 --set sampler.tasks_per_iter=2 --set algo.grad_steps=1"
+        " --set eval.tasks=1"
+    ),
+    ".venv/bin/adapt-robot export runs/grasp_law -o runs/grasp_law_bundle": Run(),
+    ".venv/bin/adapt-robot scoreboard launch/scoreboard_grasp.yaml": Run(TINY_SCOREBOARD),
+    ".venv/bin/adapt-robot scoreboard launch/scoreboard_grasp.yaml --set split=train --set seed=7"
+    " --out runs/scoreboard_grasp_val": Run(TINY_SCOREBOARD),
     "SRC=\"$(.venv/bin/python -c 'from adapt_robot.runtime.bridge import c_sources; "
     "print(c_sources())')\"": Run(),
     "SRC=\"$(python -c 'from adapt_robot.runtime.bridge import c_sources; "
