@@ -29,7 +29,13 @@ from adapt_robot.meta.identification import (
     IdentificationModel,
     transition_batch,
 )
-from adapt_robot.meta.inner import MAX_INNER_STEPS, InnerBatch, batched_adapt, stack_batches
+from adapt_robot.meta.inner import (
+    MAX_INNER_STEPS,
+    InnerBatch,
+    batched_adapt,
+    positive_rates,
+    stack_batches,
+)
 from adapt_robot.meta.policy import Params, detach
 from adapt_robot.meta.samplers.local import Sampler
 from sim.envs.vector import VectorTaskEnv
@@ -150,6 +156,23 @@ class IdentifyingLearner(Learner):
         )
         check_finite(out["context"], "adapted context")
         return detach(out)
+
+    def adapted_latents(self, batch: InnerBatch) -> torch.Tensor:
+        """``z_K [M, Z]`` of stacked task batches, differentiable in every trained tensor.
+
+        The robot's inner steps from ``z0`` with the learned rates, through the gradient
+        (second order): what the outer losses are taken at.
+        """
+        adapted = batched_adapt(
+            self.policy,
+            self.params,
+            positive_rates(self.raw_lrs),
+            batch,
+            self.inner_steps,
+            create_graph=True,
+            loss_fn=self.inner_loss,
+        )
+        return adapted["context"]
 
     def inner_batch(self, rollouts: Any, task: int, dtype: torch.dtype) -> InnerBatch:
         """Task ``task``'s transitions (all of its episodes) as an identification batch."""

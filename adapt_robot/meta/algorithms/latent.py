@@ -56,8 +56,6 @@ from adapt_robot.meta.identification import (
 )
 from adapt_robot.meta.inner import (
     InnerBatch,
-    batched_adapt,
-    positive_rates,
     stack_batches,
 )
 from adapt_robot.meta.policy import GaussianMLPPolicy
@@ -224,16 +222,7 @@ class LatentID(IdentifyingLearner):
         feats = torch.stack([u.features for u in units])
         obs = torch.stack([u.obs for u in units])
         label = torch.stack([u.label for u in units])
-        adapted = batched_adapt(
-            self.policy,
-            self.params,
-            positive_rates(self.raw_lrs),
-            batch,
-            self.inner_steps,
-            create_graph=True,
-            loss_fn=self.inner_loss,
-        )
-        z_k = adapted["context"]
+        z_k = self.adapted_latents(batch)
         z_true = self.encoder(self.enc_params, feats)
         z0 = self.params["context"].expand_as(z_k)
         student = _bc(self._act_mean(z_k, obs), label)

@@ -43,8 +43,6 @@ from adapt_robot.meta.identification import (
 )
 from adapt_robot.meta.inner import (
     InnerBatch,
-    batched_adapt,
-    positive_rates,
     stack_batches,
 )
 from adapt_robot.meta.policy import PolicyConfig
@@ -187,16 +185,7 @@ class LawID(IdentifyingLearner):
         cfg = self.cfg
         batch = stack_batches([u.batch for u in units])
         target = torch.stack([u.target for u in units])
-        adapted = batched_adapt(
-            self.policy,
-            self.params,
-            positive_rates(self.raw_lrs),
-            batch,
-            self.inner_steps,
-            create_graph=True,
-            loss_fn=self.inner_loss,
-        )
-        z_k = adapted["context"]
+        z_k = self.adapted_latents(batch)
         z_true = self.encoder(self.enc_params, target)
         z0 = self.params["context"].expand_as(z_k)
 
