@@ -112,9 +112,15 @@ class IdentificationModel:
         return _mlp(params, ID_PREFIX, torch.cat([x, a, zz], dim=-1))
 
     def target(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """Observed normalised change, clipped to ``+-DELTA_CLIP``."""
-        std = torch.as_tensor(np.sqrt(self.policy.normalizer.var + 1e-8), dtype=obs.dtype)
-        return torch.clamp((next_obs - obs) / std, -DELTA_CLIP, DELTA_CLIP)
+        """Observed normalised change, clipped to ``+-DELTA_CLIP``; 0 on dead dimensions.
+
+        A dimension that never varied in training (:meth:`ObsNormalizer.live`) is not
+        predicted: the model cannot have learned how it moves.
+        """
+        norm = self.policy.normalizer
+        std = torch.as_tensor(np.sqrt(norm.var + 1e-8), dtype=obs.dtype)
+        live = torch.as_tensor(norm.live(), dtype=obs.dtype)
+        return torch.clamp((next_obs - obs) / std, -DELTA_CLIP, DELTA_CLIP) * live
 
     def row_errors(
         self,

@@ -12,6 +12,10 @@ sample to [-1, 1] (``sim.core.spec.check_action``).
 
 Observation normalisation (running mean/variance) is policy state, not a parameter: it is
 updated from rollouts during training, frozen at export, and applied inside :meth:`forward`.
+A dimension that never varied in the normaliser's data (variance at most :data:`DEAD_VAR`, e.g.
+the one-hot of an object shape that only the test split has) is normalised to 0: the network
+never saw it move, so a value it never saw must not reach it as a large input (see
+:func:`normalize_obs`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ Params = dict[str, torch.Tensor]
 """Ordered mapping parameter name -> tensor (insertion order is the canonical order)."""
 
 AdaptMode = Literal["all", "head", "context"]
+
+DEAD_VAR = 1e-10
+"""Largest variance of an observation dimension that counts as never varying (a dead input)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +79,10 @@ class ObsNormalizer:
         self.var = m2 / total
         self.count = total
 
+    def live(self) -> np.ndarray:
+        """``1.0`` for dimensions that varied in the data, ``0.0`` for dead ones ``[dim]``."""
+        return (self.var > DEAD_VAR).astype(np.float64)
+
     def state_dict(self) -> dict[str, Any]:
         """Plain arrays for checkpoints and bundles."""
         return {
@@ -93,12 +104,19 @@ class ObsNormalizer:
 
 
 def normalize_obs(obs: torch.Tensor, normalizer: ObsNormalizer, cfg: PolicyConfig) -> torch.Tensor:
-    """``obs`` through ``normalizer``, clipped to ``+-cfg.obs_clip`` (unchanged when disabled)."""
+    """``obs`` through ``normalizer``, clipped to ``+-cfg.obs_clip`` (unchanged when disabled).
+
+    Dead dimensions (:meth:`ObsNormalizer.live`) give 0. On the data the statistics came from
+    this changes nothing (a constant dimension already normalises to 0 there); out of it, an
+    unseen value of a dimension the network never saw vary (a new shape's one-hot) would
+    otherwise enter as ``+-obs_clip`` through weights that training never moved.
+    """
     if not cfg.normalize_obs:
         return obs
     mean = torch.as_tensor(normalizer.mean, dtype=obs.dtype)
     std = torch.as_tensor(np.sqrt(normalizer.var + 1e-8), dtype=obs.dtype)
-    return torch.clamp((obs - mean) / std, -cfg.obs_clip, cfg.obs_clip)
+    live = torch.as_tensor(normalizer.live(), dtype=obs.dtype)
+    return torch.clamp((obs - mean) / std, -cfg.obs_clip, cfg.obs_clip) * live
 
 
 class GaussianMLPPolicy:

@@ -17,7 +17,12 @@ from adapt_robot.meta.inner import (
     positive_rates,
     stack_batches,
 )
-from adapt_robot.meta.policy import GaussianMLPPolicy, ObsNormalizer, PolicyConfig
+from adapt_robot.meta.policy import (
+    GaussianMLPPolicy,
+    ObsNormalizer,
+    PolicyConfig,
+    normalize_obs,
+)
 
 D = torch.float64
 
@@ -77,6 +82,24 @@ def test_normalizer_matches_numpy_over_batches_and_freezes() -> None:
     norm.frozen = True
     norm.update(b)
     np.testing.assert_allclose(norm.mean, both.mean(0))
+
+
+def test_dead_dimension_normalises_to_zero_and_live_ones_are_unchanged() -> None:
+    # dim 1 never varies in the data (an unseen shape's one-hot): any later value gives 0
+    data = np.stack([np.linspace(-1.0, 3.0, 40), np.zeros(40), np.linspace(5.0, 6.0, 40)], 1)
+    norm = ObsNormalizer(3)
+    norm.update(data)
+    np.testing.assert_array_equal(norm.live(), [1.0, 0.0, 1.0])
+    cfg = PolicyConfig(obs_clip=10.0)
+    obs = torch.tensor([[0.5, 1.0, 5.5], [2.0, -3.0, 6.0]], dtype=D)
+    out = normalize_obs(obs, norm, cfg)
+    ref = (obs.numpy() - norm.mean) / np.sqrt(norm.var + 1e-8)
+    np.testing.assert_allclose(out[:, [0, 2]].numpy(), ref[:, [0, 2]])
+    assert out[:, 1].abs().max() == 0.0
+    # on the data itself nothing changes: a constant dimension normalises to 0 anyway
+    torch.testing.assert_close(
+        normalize_obs(torch.as_tensor(data), norm, cfg)[:, 1], torch.zeros(40, dtype=D)
+    )
 
 
 def test_inner_loss_hand_computed_and_padding_ignored() -> None:
