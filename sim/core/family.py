@@ -185,6 +185,16 @@ class TaskFamily(ABC, Generic[P]):
         """The ``theta [P]`` the expert uses for ``task`` (privileged: training only)."""
         raise self._no_law()
 
+    def law_window(self, task: P) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest ``theta [P]`` with which the law still solves ``task`` (privileged).
+
+        The identifying learners move ``theta`` from the robot's first setting to the nearest
+        point of this window, not to the expert's own value: a setting that already works is
+        then left alone. The default is the expert's value alone (a window of one point).
+        """
+        theta = self.expert_law_params(task)
+        return theta, theta
+
     def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """The expert's memoryless control law: actions ``[B, A]``.
 

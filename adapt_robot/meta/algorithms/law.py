@@ -16,8 +16,18 @@ on ``M`` train tasks:
 3. **Learn** (``grad_steps`` Adam steps on a replay of recent iterations), through the inner
    steps (second order), with ``u(.)`` the decoded ``theta`` scaled to [-1, 1]::
 
-       L = |u(z_K) - u*|^2 + teacher_w |u(mu(u*)) - u*|^2 + start_w |u(z0) - u*|^2
+       L = rho(u(z_K) - g) + teacher_w |u(mu(u*)) - u*|^2 + start_w |u(z0) - u*|^2
            + latent_w |z_K - sg(mu(u*))|^2 + model_w L_id(mu(u*))
+
+   ``u*`` is the expert's own ``theta``. The goal ``g`` of the adapted latent (``goal:
+   window``, the default) is the point of the task's working window
+   (:meth:`sim.core.family.TaskFamily.law_window`) nearest the first setting ``sg(u(z0))``:
+   a setting that already works is left alone, and a failing one moves just into the window
+   (``goal: expert``: ``g = u*``, as before). ``rho`` is a Huber loss (``student_loss:
+   huber``): where a batch cannot tell tasks apart (a successful lift, the approach before any
+   contact) its minimiser is the median goal, the unchanged first setting when most first
+   attempts work, not the mean that a squared loss takes, which drifts towards the failures'
+   corrections (``student_loss: squared``: as before).
 
    ``mu`` encodes the true target into the latent space (RMA's privileged encoder, Kumar et
    al. RSS 2021); the model ``f`` is fitted at the true latent, and ``z0``, the rates and ``f``
@@ -59,6 +69,17 @@ class LawConfig(IdentifyingConfig):
     grad_steps: int = setting(50, doc="Adam steps per iteration.", ge=1)
     replay_iterations: int = setting(10, doc="Iterations of tasks kept for learning.", ge=1)
     start_w: float = setting(0.3, doc="Weight of z0's decoded theta error.", ge=0)
+    goal: Literal["window", "expert"] = setting(
+        "window",
+        doc="Goal of the adapted theta: the nearest point of the task's working window from "
+        "theta(z0) (window), or the expert's own theta (expert).",
+    )
+    student_loss: Literal["huber", "squared"] = setting(
+        "huber", doc="Loss of the adapted theta's error (in [-1, 1] units)."
+    )
+    huber_delta: float = setting(
+        0.05, doc="Huber loss: error (in [-1, 1] units) where it turns linear.", gt=0
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,8 @@ class _Unit:
     batch: InnerBatch
     target: torch.Tensor
     """The expert's theta scaled to [-1, 1] ``[P]``."""
+    window: torch.Tensor
+    """The task's working window scaled to [-1, 1] ``[2, P]`` (low, high)."""
 
 
 class LawID(IdentifyingLearner):
@@ -161,11 +184,19 @@ class LawID(IdentifyingLearner):
         ]
         adapted = self.adapt_batches(batches)
         acted = self.rollouts(self.thetas(adapted["context"]), tasks, rng, noise=True)
-        targets = [self.law.to_unit(family.expert_law_params(t)) for t in tasks]
         self.replay.append(
             [
-                _Unit(batch=b, target=torch.as_tensor(u, dtype=torch.float32))
-                for b, u in zip(batches, targets, strict=True)
+                _Unit(
+                    batch=b,
+                    target=torch.as_tensor(
+                        self.law.to_unit(family.expert_law_params(t)), dtype=torch.float32
+                    ),
+                    window=torch.as_tensor(
+                        np.stack([self.law.to_unit(w) for w in family.law_window(t)]),
+                        dtype=torch.float32,
+                    ),
+                )
+                for b, t in zip(batches, tasks, strict=True)
             ]
         )
         losses = self.learn(rng)
@@ -192,7 +223,7 @@ class LawID(IdentifyingLearner):
         def err(z: torch.Tensor) -> torch.Tensor:
             return ((self.law.unit_theta(self.params, z) - target) ** 2).sum(-1).mean()
 
-        student, teacher, start = err(z_k), err(z_true), err(z0)
+        student, teacher, start = self.student_err(z_k, z0, target, units), err(z_true), err(z0)
         latent = ((z_k - z_true.detach()) ** 2).sum(-1).mean()
         model = model_fit(self.model, self.params, z_true, batch)
         total = (
@@ -210,6 +241,25 @@ class LawID(IdentifyingLearner):
             "latent_err": latent,
             "model_err": model,
         }
+
+    def student_err(
+        self, z_k: torch.Tensor, z0: torch.Tensor, target: torch.Tensor, units: list[_Unit]
+    ) -> torch.Tensor:
+        """Error of the adapted ``u(z_K)`` from its goal (see the module docstring)."""
+        cfg = self.cfg
+        if cfg.goal == "window":
+            window = torch.stack([u.window for u in units])
+            start = self.law.unit_theta(self.params, z0).detach()
+            goal = torch.minimum(torch.maximum(start, window[:, 0]), window[:, 1])
+        else:
+            goal = target
+        diff = self.law.unit_theta(self.params, z_k) - goal
+        if cfg.student_loss == "squared":
+            return (diff**2).sum(-1).mean()
+        rho = torch.nn.functional.huber_loss(
+            diff, torch.zeros_like(diff), reduction="none", delta=cfg.huber_delta
+        )
+        return (rho / cfg.huber_delta).sum(-1).mean()
 
     def evaluate(
         self, tasks: list[TaskParams], rng: np.random.Generator, episodes_per_task: int

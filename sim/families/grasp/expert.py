@@ -115,6 +115,24 @@ def law_params(task: gt.GraspParams) -> np.ndarray:
     return np.array([expert_grip(task), task.com_x])
 
 
+WINDOW_MARGIN = (0.2, 0.2)
+"""Fractions of the safe squeeze window (slip limit .. break limit) left out at its low and high
+end by :func:`law_window`. Measured on 96 train objects (MuJoCo, seed 11): the expert's law
+succeeds on 100% of them at every squeeze from 20% to 90% of the window (99% at 5-10%)."""
+COM_X_TOL = 0.003
+"""Error (m) in the centre-of-mass offset :func:`law_window` allows. Same measurement: 100% at
++-2 mm and +-6 mm, 99% at +4 mm; half the largest tested error is kept as the window."""
+
+
+def law_window(task: gt.GraspParams) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest ``[grip, com_x]`` with which the law lifts ``task`` (privileged)."""
+    low, high = gt.grip_window(task)
+    span = high - low
+    lo = np.array([low + WINDOW_MARGIN[0] * span, task.com_x - COM_X_TOL])
+    hi = np.array([high - WINDOW_MARGIN[1] * span, task.com_x + COM_X_TOL])
+    return np.clip(lo, LAW_LOW, LAW_HIGH), np.clip(hi, LAW_LOW, LAW_HIGH)
+
+
 _Z_FLOOR = float(gripper.WORKSPACE_LOW[2])
 """Lowest grip-point height (a Python float: a traced law must not read an array constant)."""
 

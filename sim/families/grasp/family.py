@@ -164,6 +164,10 @@ class GraspFamily(TaskFamily[gt.GraspParams]):
         """``[grip, com_x]`` of the expert told ``task``."""
         return ge.law_params(gt.as_grasp(task))
 
+    def law_window(self, task: gt.GraspParams) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`sim.families.grasp.expert.law_window`."""
+        return ge.law_window(gt.as_grasp(task))
+
     def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """:func:`sim.families.grasp.expert.grasp_law`."""
         return ge.grasp_law(obs, theta)
