@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from adapt_robot.meta.algorithms.law import window_goal
 from adapt_robot.meta.control_law import ControlLawPolicy
 from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
+from sim.core.family import TaskFamily
+from sim.envs.vector import VectorTaskEnv
 from sim.families.grasp.expert import GraspExpert
+from sim.families.grasp.task import grip_window
 from sim.registry import get_family
 
 
@@ -44,6 +48,54 @@ def test_decoded_theta_stays_inside_the_law_bounds(grasp_law: ControlLawPolicy) 
     mid = grasp_law.theta(params, torch.zeros(2)).numpy()
     u = grasp_law.to_unit(mid)
     np.testing.assert_allclose(u, grasp_law.unit_theta(params, torch.zeros(2)).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_grasp_working_window_lies_inside_the_safe_squeeze_window(split: str) -> None:
+    family = get_family("grasp")
+    low, high = family.law_bounds()
+    for task in family.sample_tasks(np.random.default_rng(3), 64, split):
+        lo, hi = family.law_window(task)
+        safe_lo, safe_hi = grip_window(task)
+        assert safe_lo < lo[0] <= hi[0] < safe_hi, (task, lo, hi)
+        assert lo[1] < task.com_x < hi[1] or task.com_x in (low[1], high[1])
+        assert np.all(low <= lo) and np.all(hi <= high)
+
+
+def test_grasp_law_lifts_train_objects_at_both_edges_of_the_working_window() -> None:
+    family = get_family("grasp")
+    tasks = family.sample_tasks(np.random.default_rng(5), 8, "train")
+    windows = [family.law_window(t) for t in tasks]
+    env = VectorTaskEnv(family, "mujoco", len(tasks))
+    rng = np.random.default_rng(0)
+    try:
+        for edge in (0, 1):
+            theta = np.stack([w[edge] for w in windows])
+            env.set_tasks(tasks)
+            obs = env.reset(rng)
+            success = np.zeros(len(tasks), dtype=bool)
+            while not env.done.all():
+                live = ~env.done
+                obs, _, _, _, info = env.step(np.clip(family.control_law(obs, theta), -1, 1))
+                success = np.where(live, info["success"], success)
+            assert success.all(), (edge, success)
+    finally:
+        env.close()
+
+
+def test_default_working_window_is_the_experts_theta_alone() -> None:
+    family = get_family("grasp")
+    task = family.sample_tasks(np.random.default_rng(0), 1, "train")[0]
+    lo, hi = TaskFamily.law_window(family, task)
+    np.testing.assert_array_equal(lo, family.expert_law_params(task))
+    np.testing.assert_array_equal(hi, lo)
+
+
+def test_window_goal_keeps_a_working_start_and_moves_a_failing_one_just_inside() -> None:
+    window = torch.tensor([[[-0.5, 0.0], [0.2, 0.1]]]).expand(3, 2, 2)
+    start = torch.tensor([[0.0, 0.05], [0.9, -1.0], [-0.7, 0.3]])
+    want = torch.tensor([[0.0, 0.05], [0.2, 0.0], [-0.5, 0.1]])
+    torch.testing.assert_close(window_goal(start, window), want)
 
 
 def test_family_without_a_law_is_refused_with_a_clear_error() -> None:

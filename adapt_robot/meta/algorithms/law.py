@@ -111,6 +111,11 @@ class _Unit:
     """The task's working window scaled to [-1, 1] ``[2, P]`` (low, high)."""
 
 
+def window_goal(start: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """The point of each working window ``[U, 2, P]`` (low, high) nearest ``start [U, P]``."""
+    return torch.minimum(torch.maximum(start, window[:, 0]), window[:, 1])
+
+
 class LawID(IdentifyingLearner):
     """The control law with a latent identified by gradient steps on a learned model."""
 
@@ -248,9 +253,8 @@ class LawID(IdentifyingLearner):
         """Error of the adapted ``u(z_K)`` from its goal (see the module docstring)."""
         cfg = self.cfg
         if cfg.goal == "window":
-            window = torch.stack([u.window for u in units])
             start = self.law.unit_theta(self.params, z0).detach()
-            goal = torch.minimum(torch.maximum(start, window[:, 0]), window[:, 1])
+            goal = window_goal(start, torch.stack([u.window for u in units]))
         else:
             goal = target
         diff = self.law.unit_theta(self.params, z_k) - goal
