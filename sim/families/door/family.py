@@ -23,6 +23,7 @@ import numpy as np
 
 from sim.core import gripper
 from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from sim.families.door import expert as de
 from sim.families.door import protective_stop
 from sim.families.door import task as T
 from sim.families.door.expert import DoorExpert
@@ -115,5 +116,19 @@ class DoorFamily(TaskFamily[DoorParams]):
         return T.terminated(next_obs)
 
     def expert(self, task: DoorParams) -> Expert:
-        """State machine: reach, grip, press the lever if any, follow the door's arc."""
-        return DoorExpert(task)
+        """Memoryless law told the true task: reach, grip, press a lever, follow the door's arc."""
+        return DoorExpert(T.as_door(task))
+
+    law_params = de.LAW_PARAMS
+
+    def law_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hinge side, direction and press in [-1, 1] (by sign), width 0.2-0.34 m."""
+        return de.LAW_LOW.copy(), de.LAW_HIGH.copy()
+
+    def expert_law_params(self, task: DoorParams) -> np.ndarray:
+        """``[hinge, opens, press, width]`` of the expert told ``task``."""
+        return de.law_params(T.as_door(task))
+
+    def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """:func:`sim.families.door.expert.door_law`."""
+        return de.door_law(obs, theta)
