@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 import numpy as np
 import onnx
@@ -23,17 +23,18 @@ import torch
 
 from adapt_robot.errors import AdaptRobotError
 from adapt_robot.meta.algorithms.base import Learner
-from adapt_robot.meta.control_law import ControlLawPolicy
 from adapt_robot.meta.inner import positive_rates
-from adapt_robot.meta.policy import GaussianMLPPolicy, detach
+from adapt_robot.meta.policy import detach
+from adapt_robot.meta.policy_protocol import Policy, missing_members
 from adapt_robot.meta.train_config import TrainConfig
 from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.safety import AcceptanceConfig
 from export import graphs, parity
 
-SUPPORTED_POLICIES = (GaussianMLPPolicy, ControlLawPolicy)
 NORMALIZER_EPS = 1e-8
-"""Must match :meth:`GaussianMLPPolicy.normalize`."""
+"""Must match :func:`adapt_robot.meta.policy.normalize_obs`."""
+SQUASHES = ("tanh", "clip")
+"""``policy.action_squash`` values a bundle may carry."""
 
 
 class ExportError(AdaptRobotError, ValueError):
@@ -68,12 +69,43 @@ def _load(run_dir: Path) -> _Run:
             f"{ckpt_path}: cannot read the checkpoint ({type(err).__name__}: {err}); it is "
             "missing, truncated or from another version. Re-train or pick another run."
         ) from err
-    if not isinstance(learner.policy, SUPPORTED_POLICIES):
-        raise ExportError(
-            f"{ckpt_path}: policy type {type(learner.policy).__name__} is not supported by the "
-            f"exporter (supported: {[c.__name__ for c in SUPPORTED_POLICIES]})"
-        )
+    check_exportable(learner.policy, str(ckpt_path))
     return _Run(cfg, learner, ckpt)
+
+
+def check_exportable(policy: object, where: str) -> None:
+    """Raise :class:`ExportError` unless ``policy`` is a :class:`Policy` a bundle can carry.
+
+    The message names the members a foreign policy lacks, or why a complete one cannot be
+    exported yet (a recurrent state: the runtime's adapter does not carry one).
+    """
+    name = type(policy).__name__
+    missing = missing_members(policy)
+    if missing:
+        raise ExportError(
+            f"{where}: policy type {name} is not a Policy (adapt_robot.meta.policy_protocol): "
+            f"it lacks {', '.join(missing)}. Implement them, or wrap a torch.nn.Module in "
+            "adapt_robot.meta.module_policy.ModulePolicy."
+        )
+    p = cast(Policy, policy)
+    if p.kind not in get_args(bf.PolicyKind):
+        raise ExportError(
+            f"{where}: policy type {name}: kind {p.kind!r} is not a policy.type a bundle may "
+            f"carry ({list(get_args(bf.PolicyKind))}); add it to PolicyKind in "
+            "adapt_robot/runtime/bundle_format.py (and docs/bundle_format.md)"
+        )
+    if p.action_squash not in SQUASHES:
+        raise ExportError(
+            f"{where}: policy type {name}: action_squash must be one of {list(SQUASHES)}, got "
+            f"{p.action_squash!r}"
+        )
+    if p.state_dim != 0:
+        raise ExportError(
+            f"{where}: policy type {name} carries a recurrent state (state_dim "
+            f"{p.state_dim}); export.graphs.export_policy writes its policy.onnx with state "
+            "in and out, but the runtime's OnlineAdapter does not carry a state yet, so no "
+            "bundle is written"
+        )
 
 
 def _check_target(out: Path) -> None:
@@ -183,9 +215,7 @@ def _write(
     limits["policy"] = parity.RTOL_FP32
 
     loss_fn = learner.inner_loss_fn()
-    io = graphs.export_adapt_step(
-        tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity, loss_fn
-    )
+    io = graphs.export_adapt_step(tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity, loss_fn)
     path = add("adapt_step", bf.ADAPT_STEP_ONNX, io)
     figures["adapt_step"] = parity.check_adapt_step(
         path, policy, params, lrs, capacity, rng, loss_fn=loss_fn
@@ -232,7 +262,7 @@ def _write(
     bf.write_manifest(bf.Manifest(**{**manifest, "files": files}), tmp / bf.MANIFEST)
 
 
-def _metadata(cfg: TrainConfig, family: Any, policy: GaussianMLPPolicy) -> dict[str, Any]:
+def _metadata(cfg: TrainConfig, family: Any, policy: Policy) -> dict[str, Any]:
     """Key facts for ``metadata_props`` of every graph (for tools that read only the .onnx)."""
     spec = family.action_spec
     return {
@@ -289,12 +319,12 @@ def _manifest(
             count=float(norm.count),
         ),
         "policy": bf.PolicySpec(
-            type="control_law" if isinstance(policy, ControlLawPolicy) else "gaussian_mlp",
-            hidden=list(policy.cfg.hidden),
+            type=cast(bf.PolicyKind, policy.kind),
+            hidden=[] if policy.kind == "module" else list(policy.cfg.hidden),
             activation=policy.cfg.activation,
             adapt=policy.cfg.adapt,
             context_dim=policy.cfg.context_dim,
-            action_squash="clip" if isinstance(policy, ControlLawPolicy) else "tanh",
+            action_squash=policy.action_squash,
         ),
         "parameters": [
             bf.ParamSpec(name=k, shape=list(v.shape), dtype="float32", adapted=k in adapted)

@@ -2,8 +2,10 @@
 
 Nothing here re-implements the maths:
 
-- ``policy.onnx`` exports :meth:`GaussianMLPPolicy.forward` (normaliser frozen as constants),
-  then clips the mean to the action bounds.
+- ``policy.onnx`` exports the policy's :meth:`~adapt_robot.meta.policy_protocol.Policy.forward`
+  (normaliser frozen as constants), then clips the mean to the action bounds. A recurrent policy
+  (``state_dim > 0``) has a ``state`` input and a ``next_state`` output; a numpy control law
+  (``numpy_forward``) is traced through TorchDynamo's NumPy support, as the reward is.
 - ``adapt_step.onnx`` is ``torch.func.grad_and_value`` of the learner's inner loss
   (:class:`adapt_robot.meta.inner.InnerLoss`: the policy gradient, or the identification loss
   of the latent learner) followed by :func:`adapt_robot.meta.inner.sgd_update`, traced with
@@ -28,7 +30,7 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from adapt_robot.meta.inner import InnerBatch, InnerLoss, PolicyGradientLoss, sgd_update
-from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
 from sim.core.family import TaskFamily
 
@@ -36,6 +38,8 @@ OPSET = 18
 """ONNX opset of every exported graph."""
 POLICY_INPUT_OBS = "obs"
 POLICY_OUTPUTS = ("action_mean", "action_log_std")
+POLICY_STATE_INPUT = "state"
+POLICY_STATE_OUTPUT = "next_state"
 BATCH_INPUTS = ("obs", "act", "adv", "mask")
 STEP_SCALARS = ("loss", "grad_norm")
 REWARD_INPUTS = ("obs", "action", "next_obs")
@@ -55,17 +59,20 @@ class _Fn(torch.nn.Module):
 
 
 def policy_fn(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     names: Sequence[str],
     low: np.ndarray,
     high: np.ndarray,
     dtype: torch.dtype = torch.float32,
-) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    """``(obs, *params) -> (bounded action mean, log_std)``; computed in ``dtype``, I/O float32."""
+) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``(obs, *params) -> (bounded action mean, log_std)``; computed in ``dtype``, I/O float32.
+
+    For a recurrent policy: ``(obs, state, *params) -> (mean, log_std, next_state)``.
+    """
     lo = torch.as_tensor(low, dtype=dtype)
     hi = torch.as_tensor(high, dtype=dtype)
     bounds = [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
-    numpy_law = getattr(policy, "numpy_forward", False)
+    numpy_law = policy.numpy_forward
 
     def clamp(mean: torch.Tensor) -> torch.Tensor:
         if not numpy_law:
@@ -76,14 +83,30 @@ def policy_fn(
 
     def fn(obs: torch.Tensor, *flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         params = {n: t.to(dtype) for n, t in zip(names, flat, strict=True)}
-        mean, log_std = policy.forward(params, obs.to(dtype))
+        mean, log_std, _ = policy.forward(params, obs.to(dtype))
         return clamp(mean).to(torch.float32), log_std.to(torch.float32)
 
-    return fn
+    def recurrent(obs: torch.Tensor, state: torch.Tensor, *flat: torch.Tensor) -> tuple[Any, ...]:
+        params = {n: t.to(dtype) for n, t in zip(names, flat, strict=True)}
+        mean, log_std, nxt = policy.forward(params, obs.to(dtype), state.to(dtype))
+        if nxt is None:
+            raise TypeError(f"{type(policy).__name__}.forward: state_dim > 0 but no next state")
+        out = (clamp(mean), log_std, nxt)
+        return tuple(t.to(torch.float32) for t in out)
+
+    return recurrent if policy.state_dim > 0 else fn
+
+
+def policy_io_names(policy: Policy, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Input and output names of ``policy.onnx`` (state ones for a recurrent policy)."""
+    if policy.state_dim > 0:
+        inputs = [POLICY_INPUT_OBS, POLICY_STATE_INPUT, *names]
+        return inputs, [*POLICY_OUTPUTS, POLICY_STATE_OUTPUT]
+    return [POLICY_INPUT_OBS, *names], list(POLICY_OUTPUTS)
 
 
 def adapt_step_fn(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     names: Sequence[str],
     adapted: Sequence[str],
     loss_fn: InnerLoss | None = None,
@@ -160,7 +183,7 @@ def _quiet_export(
 
 def export_policy(
     path: Path,
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     low: np.ndarray,
     high: np.ndarray,
@@ -171,12 +194,17 @@ def export_policy(
     names = list(params)
     dtype = torch.float16 if fp16 else torch.float32
     fn = policy_fn(policy, names, low, high, dtype)
-    obs = torch.zeros(policy.obs_dim + policy.act_dim + 3, policy.obs_dim)  # a distinct size
-    args = (obs, *(v.detach().float() for v in params.values()))
+    rows = policy.obs_dim + policy.act_dim + policy.state_dim + 3  # a distinct size
+    obs = torch.zeros(rows, policy.obs_dim)
     batch = torch.export.Dim("batch", min=1)
-    shapes = (({0: batch}, *([None] * len(names))),)
-    inputs = [POLICY_INPUT_OBS, *names]
-    if getattr(policy, "numpy_forward", False):  # a numpy control law: trace it as the reward
+    state: tuple[torch.Tensor, ...] = ()
+    state_shape: tuple[Any, ...] = ()
+    if policy.state_dim > 0:
+        state, state_shape = (torch.zeros(rows, policy.state_dim),), ({0: batch},)
+    args = (obs, *state, *(v.detach().float() for v in params.values()))
+    shapes = (({0: batch}, *state_shape, *([None] * len(names))),)
+    inputs, outputs = policy_io_names(policy, names)
+    if policy.numpy_forward:  # a numpy control law: trace it as the reward
         obs = torch.as_tensor(
             np.random.default_rng(0).standard_normal((obs.shape[0], policy.obs_dim)),
             dtype=torch.float32,
@@ -185,8 +213,8 @@ def export_policy(
         module: torch.nn.Module = _numpy_traced(_Fn(fn), args, shapes)
     else:
         module = _Fn(fn)
-    _quiet_export(module, args, path, inputs, POLICY_OUTPUTS, shapes)
-    return inputs, list(POLICY_OUTPUTS)
+    _quiet_export(module, args, path, inputs, outputs, shapes)
+    return inputs, outputs
 
 
 def _numpy_traced(fn: torch.nn.Module, example: tuple[Any, ...], shapes: Any) -> torch.nn.Module:
@@ -214,7 +242,7 @@ def _numpy_traced(fn: torch.nn.Module, example: tuple[Any, ...], shapes: Any) ->
 
 def export_adapt_step(
     path: Path,
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     lrs: Mapping[str, torch.Tensor],
     capacity: int,

@@ -3,7 +3,7 @@
 The relative error of one output is ``max|onnx - ref| / max(max|ref|, FLOOR)`` (the infinity
 norm of the difference over that of the reference; for the loss, a signed mean, the reference
 scale is the mean magnitude of its terms, :func:`loss_scale`); a check reports the largest over
-its outputs. References are the training code itself: :meth:`GaussianMLPPolicy.forward`,
+its outputs. References are the training code itself: the policy's :meth:`Policy.forward`,
 :func:`adapt_robot.meta.inner.inner_step` (torch autograd) and the family's numpy reward.
 """
 
@@ -24,7 +24,7 @@ from adapt_robot.meta.inner import (
     field,
     inner_step,
 )
-from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
 from sim.core.family import TaskFamily
 
@@ -63,9 +63,7 @@ def rel_err(got: np.ndarray, ref: np.ndarray, scale: float = 0.0) -> float:
     return float(np.abs(g - r).max(initial=0.0)) / denom
 
 
-def loss_scale(
-    policy: GaussianMLPPolicy, params: Mapping[str, torch.Tensor], batch: InnerBatch
-) -> float:
+def loss_scale(policy: Policy, params: Mapping[str, torch.Tensor], batch: InnerBatch) -> float:
     """Mean magnitude of the inner loss's terms, ``sum(mask * |logp * adv|) / max(sum(mask), 1)``.
 
     The denominator of the loss's relative error (see :func:`rel_err`).
@@ -77,7 +75,7 @@ def loss_scale(
 
 
 def random_batch(
-    policy: GaussianMLPPolicy, params: Mapping[str, torch.Tensor], n: int, rng: np.random.Generator
+    policy: Policy, params: Mapping[str, torch.Tensor], n: int, rng: np.random.Generator
 ) -> InnerBatch:
     """A fresh batch: obs around the normaliser's statistics, actions from the policy.
 
@@ -88,7 +86,7 @@ def random_batch(
     obs_t = torch.as_tensor(obs, dtype=torch.float32)
     noise = torch.as_tensor(rng.standard_normal((n, policy.act_dim)), dtype=torch.float32)
     with torch.no_grad():
-        mean, log_std = policy.forward(params, obs_t)
+        mean, log_std, _ = policy.forward(params, obs_t)
         act = mean + torch.exp(log_std) * noise
     adv = torch.as_tensor(rng.standard_normal(n), dtype=torch.float32)
     mask = torch.ones(n)
@@ -104,25 +102,53 @@ def _np(params: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 def check_policy(
     path: Path,
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     low: np.ndarray,
     high: np.ndarray,
     rng: np.random.Generator,
     rows: int = 64,
 ) -> float:
-    """Max relative error of ``action_mean`` and ``action_log_std`` vs torch."""
-    batch = random_batch(policy, params, rows, rng)
-    with torch.no_grad():
-        mean, log_std = policy.forward(params, batch.obs)
-        mean = torch.clamp(mean, torch.as_tensor(low), torch.as_tensor(high))
-    out = session(path).run(None, {"obs": batch.obs.numpy(), **_np(params)})
-    return max(rel_err(out[0], mean.numpy()), rel_err(out[1], log_std.numpy()))
+    """Max relative error of ``action_mean`` and ``action_log_std`` vs torch.
+
+    A recurrent policy is run for :data:`CHAINED_STEPS` steps from its initial state, each
+    side carrying its own state (ONNX feeds ``next_state`` back as ``state``); ``next_state``
+    is compared too.
+    """
+    sess = session(path)
+    lo, hi = torch.as_tensor(low), torch.as_tensor(high)
+    flat = _np(params)
+    if policy.state_dim == 0:
+        batch = random_batch(policy, params, rows, rng)
+        with torch.no_grad():
+            mean, log_std, _ = policy.forward(params, batch.obs)
+            mean = torch.clamp(mean, lo, hi)
+        out = sess.run(None, {"obs": batch.obs.numpy(), **flat})
+        return max(rel_err(out[0], mean.numpy()), rel_err(out[1], log_std.numpy()))
+    state = policy.initial_state((rows,), torch.float32)
+    onnx_state = None if state is None else state.numpy()
+    worst = 0.0
+    for _ in range(CHAINED_STEPS):
+        obs = random_batch(policy, params, rows, rng).obs
+        with torch.no_grad():
+            mean, log_std, state = policy.forward(params, obs, state)
+            mean = torch.clamp(mean, lo, hi)
+        out = sess.run(None, {"obs": obs.numpy(), "state": onnx_state, **flat})
+        if state is None:
+            return float("inf")
+        worst = max(
+            worst,
+            rel_err(out[0], mean.numpy()),
+            rel_err(out[1], log_std.numpy()),
+            rel_err(out[2], state.numpy()),
+        )
+        onnx_state = out[2]
+    return worst
 
 
 def check_adapt_step(
     path: Path,
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     lrs: Mapping[str, torch.Tensor],
     capacity: int,

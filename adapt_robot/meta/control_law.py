@@ -20,24 +20,29 @@ no gradient flows through it (training never needs one: the decoder is fitted to
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from adapt_robot.meta.policy import ObsNormalizer, Params, PolicyConfig, normalize_obs
+from adapt_robot.meta.policy_protocol import GaussianHead, State
 from sim.core.family import TaskFamily
 
 DEC_PREFIX = "dec."
 """Name prefix of the decoder ``z -> theta`` parameters."""
 
 
-class ControlLawPolicy:
+class ControlLawPolicy(GaussianHead):
     """The family's control law with ``theta`` decoded from the latent ``context``."""
 
-    numpy_forward = True
+    kind: str = "control_law"
+    action_squash: Literal["tanh", "clip"] = "clip"
+    """The law's actions are only clipped to the action bounds (no tanh)."""
+    numpy_forward: bool = True
     """Export traces :meth:`forward` in TorchDynamo's strict mode (its law is numpy)."""
+    state_dim: int = 0
 
     def __init__(self, family: TaskFamily[Any], cfg: PolicyConfig) -> None:
         if not family.law_params:
@@ -106,16 +111,22 @@ class ControlLawPolicy:
         low, high = np.asarray(self.low), np.asarray(self.high)
         return np.clip(2.0 * (theta - low) / (high - low) - 1.0, -1.0, 1.0)
 
+    def initial_state(self, batch: Sequence[int], dtype: torch.dtype = torch.float32) -> State:
+        """None: the law is memoryless (what it knows of the task is in ``context``)."""
+        del batch, dtype
+        return None
+
     def forward(
-        self, params: Mapping[str, torch.Tensor], obs: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Action mean ``[B, A]`` (the law, not differentiable) and log std for ``obs [B, O]``."""
+        self, params: Mapping[str, torch.Tensor], obs: torch.Tensor, state: State = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Action mean ``[B, A]`` (the law, not differentiable), log std and ``None``."""
+        del state
         theta = self.theta(params, params["context"]).to(torch.float64)
         rows = obs.shape[0]
         o = obs.double().numpy()
         t = theta.expand(rows, theta.shape[-1]).numpy()
         mean = torch.from_numpy(np.asarray(self.family.control_law(o, t))).to(obs.dtype)
-        return mean, params["log_std"]
+        return mean, params["log_std"], None
 
     def act_numpy(
         self, obs: np.ndarray, theta: np.ndarray, log_std: np.ndarray, rng: np.random.Generator

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adapt_robot.meta.samplers.rollout import PolicySnapshot
+from adapt_robot.meta.samplers.rollout import RolloutPolicy
 from sim.core.family import TaskFamily
 from sim.core.params import TaskParams
 from sim.envs.vector import VectorTaskEnv
@@ -51,7 +51,7 @@ class LabelledRollouts:
 def labelled_rollouts(
     family: TaskFamily[Any],
     env: VectorTaskEnv,
-    snapshot: PolicySnapshot,
+    snapshot: RolloutPolicy,
     tasks: Sequence[TaskParams],
     rng: np.random.Generator,
     *,

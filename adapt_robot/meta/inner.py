@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from adapt_robot.limits import MAX_INNER_STEPS as MAX_INNER_STEPS  # declared there, once
 from adapt_robot.limits import MIN_RATE as MIN_RATE
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params
+from adapt_robot.meta.policy_protocol import Params, Policy
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class PolicyGradientLoss:
     kind: ClassVar[LossKind] = "policy_gradient"
     fields: ClassVar[tuple[str, ...]] = ("obs", "act", "adv", "mask")
 
-    def __init__(self, policy: GaussianMLPPolicy, *, lvc: bool = False) -> None:
+    def __init__(self, policy: Policy, *, lvc: bool = False) -> None:
         self.policy = policy
         self.lvc = lvc
 
@@ -117,9 +117,7 @@ class PolicyGradientLoss:
         return inner_loss(self.policy, params, batch, lvc=self.lvc)
 
 
-def _loss_of(
-    policy: GaussianMLPPolicy, loss: InnerLoss | None, lvc: bool = False
-) -> InnerLoss:
+def _loss_of(policy: Policy, loss: InnerLoss | None, lvc: bool = False) -> InnerLoss:
     """``loss``, or the policy-gradient loss of ``policy`` when None."""
     return PolicyGradientLoss(policy, lvc=lvc) if loss is None else loss
 
@@ -152,7 +150,7 @@ def sgd_update(
 
 
 def inner_loss(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     batch: InnerBatch,
     *,
@@ -198,7 +196,7 @@ def positive_rates(raw: Mapping[str, torch.Tensor]) -> Params:
 
 
 def inner_step(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     lrs: Mapping[str, torch.Tensor],
     batch: InnerBatch,
@@ -235,7 +233,7 @@ def inner_step(
 
 
 def adapt(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     lrs: Mapping[str, torch.Tensor],
     batch: InnerBatch,
@@ -249,9 +247,7 @@ def adapt(
         raise ValueError(f"inner_steps: expected 1..{MAX_INNER_STEPS}, got {steps}")
     out: Params = dict(params)
     for _ in range(steps):
-        out, _, _ = inner_step(
-            policy, out, lrs, batch, create_graph=create_graph, loss_fn=loss_fn
-        )
+        out, _, _ = inner_step(policy, out, lrs, batch, create_graph=create_graph, loss_fn=loss_fn)
     return out
 
 
@@ -268,7 +264,7 @@ def stack_batches(batches: list[InnerBatch]) -> InnerBatch:
 
 
 def batched_inner_loss(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     batch: InnerBatch,
     *,
@@ -301,7 +297,7 @@ def batched_inner_loss(
 
 
 def batched_adapt(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Mapping[str, torch.Tensor],
     lrs: Mapping[str, torch.Tensor],
     batch: InnerBatch,

@@ -1,10 +1,11 @@
-"""A Gaussian MLP policy as a pure function of ``(params, obs)``.
+"""A Gaussian MLP policy as a pure function of ``(params, obs)``: the built-in ``Policy``.
 
 ``params`` is an ordered ``dict`` name -> tensor: ``l0.w [H0, in]``, ``l0.b [H0]``, ...,
 ``lN.w [act_dim, H]``, ``lN.b``, ``log_std [act_dim]`` and, for ``adapt: context``, a learned
 input vector ``context [context_dim]`` (CAVIA, Zintgraf et al. 2019) concatenated to the
 normalised observation. The same names in the same order are the ONNX inputs and the keys of
 ``params.npz`` in a bundle. Training differentiates through explicit params; no module surgery.
+It is memoryless: its state is ``None`` (the contract: :mod:`adapt_robot.meta.policy_protocol`).
 
 The action mean is **squashed** with ``tanh`` into (-1, 1); the Gaussian sample itself is not
 squashed, its log-probability is that of the unsquashed sample, and the environment clips the
@@ -21,7 +22,7 @@ never saw it move, so a value it never saw must not reach it as a large input (s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,9 +30,8 @@ import numpy as np
 import torch
 
 from adapt_robot.config import setting
-
-Params = dict[str, torch.Tensor]
-"""Ordered mapping parameter name -> tensor (insertion order is the canonical order)."""
+from adapt_robot.meta.policy_protocol import GaussianHead, State
+from adapt_robot.meta.policy_protocol import Params as Params
 
 AdaptMode = Literal["all", "head", "context"]
 
@@ -54,6 +54,12 @@ class PolicyConfig:
     context_dim: int = setting(4, doc="Size of the context vector (adapt: context only).", ge=1)
     normalize_obs: bool = setting(True, doc="Normalise observations with running statistics.")
     obs_clip: float = setting(10.0, doc="Clip normalised observations to +-this.", gt=0)
+    module: str = setting(
+        "",
+        doc="Your own mean network instead of the MLP: 'package.module:function', a function "
+        "(in_dim, act_dim) -> torch.nn.Module (see adapt_robot.meta.module_policy); hidden and "
+        "activation are then unused. Empty: the built-in MLP.",
+    )
 
 
 class ObsNormalizer:
@@ -119,8 +125,13 @@ def normalize_obs(obs: torch.Tensor, normalizer: ObsNormalizer, cfg: PolicyConfi
     return torch.clamp((obs - mean) / std, -cfg.obs_clip, cfg.obs_clip) * live
 
 
-class GaussianMLPPolicy:
+class GaussianMLPPolicy(GaussianHead):
     """Diagonal Gaussian policy; the network is :meth:`forward` over explicit params."""
+
+    kind: str = "gaussian_mlp"
+    action_squash: Literal["tanh", "clip"] = "tanh"
+    numpy_forward: bool = False
+    state_dim: int = 0
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: PolicyConfig) -> None:
         if obs_dim < 1 or act_dim < 1:
@@ -160,10 +171,16 @@ class GaussianMLPPolicy:
         """Apply the (current or frozen) observation normaliser."""
         return normalize_obs(obs, self.normalizer, self.cfg)
 
+    def initial_state(self, batch: Sequence[int], dtype: torch.dtype = torch.float32) -> State:
+        """None: the MLP has no memory."""
+        del batch, dtype
+        return None
+
     def forward(
-        self, params: Mapping[str, torch.Tensor], obs: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Action mean (tanh-squashed) ``[..., A]`` and log std ``[A]`` for raw ``obs [..., O]``."""
+        self, params: Mapping[str, torch.Tensor], obs: torch.Tensor, state: State = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Action mean (tanh-squashed) ``[..., A]``, log std ``[A]`` and ``None`` (no memory)."""
+        del state
         x = self.normalize(obs)
         if self.cfg.adapt == "context":
             ctx = params["context"].expand(*x.shape[:-1], self.cfg.context_dim)
@@ -173,27 +190,7 @@ class GaussianMLPPolicy:
             x = x @ params[f"l{i}.w"].transpose(-1, -2) + params[f"l{i}.b"]
             if i < self.n_layers - 1:
                 x = act(x)
-        return torch.tanh(x), params["log_std"]
-
-    def log_prob(
-        self, params: Mapping[str, torch.Tensor], obs: torch.Tensor, act: torch.Tensor
-    ) -> torch.Tensor:
-        """Log-density of ``act [..., A]`` (summed over action dims), ``[...]``."""
-        mean, log_std = self.forward(params, obs)
-        z = (act - mean) * torch.exp(-log_std)
-        return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-    def kl(
-        self,
-        old: Mapping[str, torch.Tensor],
-        new: Mapping[str, torch.Tensor],
-        obs: torch.Tensor,
-    ) -> torch.Tensor:
-        """``KL(pi_old || pi_new)`` per observation ``[...]``."""
-        m0, s0 = self.forward(old, obs)
-        m1, s1 = self.forward(new, obs)
-        var0, var1 = torch.exp(2 * s0), torch.exp(2 * s1)
-        return (s1 - s0 + (var0 + (m0 - m1) ** 2) / (2 * var1) - 0.5).sum(-1)
+        return torch.tanh(x), params["log_std"], None
 
     def state_dict(self) -> dict[str, Any]:
         """Non-parameter state (the normaliser)."""

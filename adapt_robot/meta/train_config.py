@@ -91,6 +91,10 @@ def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
             "is the expert's own control law); set warm_start.tasks: 0"
         )
     _check_family(cfg)
+    if cfg.policy.module:
+        from adapt_robot.meta.module_policy import load_factory
+
+        load_factory(cfg.policy.module)  # importable now, not after the first iteration
     return cfg
 
 

@@ -41,6 +41,11 @@ def build_learner(cfg: TrainConfig) -> Learner:
     family = get_family(cfg.family)
     learner_class = ALGORITHMS[cfg.algo.name][1]
     policy = learner_class.make_policy(family, cfg.policy)
+    if cfg.policy.module and policy.kind != "module":
+        raise ConfigError(
+            f"policy.module: {cfg.algo.name} trains its own policy ({type(policy).__name__}), "
+            "not a network of yours; remove policy.module"
+        )
     sampler = make_sampler(family, policy, cfg.sampler)
     factory: Callable[..., Learner] = learner_class
     return factory(policy, sampler, cfg.algo, cfg.seed)
@@ -276,7 +281,12 @@ def _iteration_of(line: str) -> int | None:
 
 
 def _check_same_run(saved: dict[str, Any], now: dict[str, Any]) -> None:
-    """A resumed run must have the saved config, except its budget (which may be extended)."""
+    """A resumed run must have the saved config, except its budget (which may be extended).
+
+    The saved config is read with today's defaults first, so a setting added since the run
+    started (at its default) does not block the resume.
+    """
+    saved = to_dict(build_train_config(saved))
     for key in sorted(set(saved) | set(now)):
         if key == "budget":
             continue

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from adapt_robot.config import setting
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params
+from adapt_robot.meta.policy_protocol import Params, Policy
 from sim.core.family import TaskFamily
 from sim.envs.vector import VectorTaskEnv
 
@@ -121,7 +121,7 @@ def demonstrate(
 
 
 def clone(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Params,
     demos: Demonstrations,
     cfg: WarmStartConfig,
@@ -145,7 +145,7 @@ def clone(
         perm = torch.randperm(n, generator=generator)
         total = 0.0
         for idx in torch.split(perm, cfg.batch_size):
-            mean, _ = policy.forward(params, obs[idx])
+            mean, _, _ = policy.forward(params, obs[idx])
             loss = torch.mean((mean - act[idx]) ** 2)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -156,7 +156,7 @@ def clone(
 
 
 def warm_start(
-    policy: GaussianMLPPolicy,
+    policy: Policy,
     params: Params,
     family: TaskFamily[Any],
     engine: str,

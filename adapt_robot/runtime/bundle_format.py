@@ -139,18 +139,23 @@ class NormalizerSpec:
                 raise FieldError(f"var[{i}]", f"expected a value >= 0, got {v!r}")
 
 
+PolicyKind = Literal["gaussian_mlp", "control_law", "module"]
+"""The policy classes a bundle may carry (``policy.type``)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PolicySpec:
     """The exported policy network."""
 
-    type: Literal["gaussian_mlp", "control_law"]
-    """Policy class: ``gaussian_mlp`` (a tanh-squashed MLP) or ``control_law`` (the family's
+    type: PolicyKind
+    """Policy class: ``gaussian_mlp`` (a tanh-squashed MLP), ``control_law`` (the family's
     scripted control law told its behaviour parameters by the decoded latent ``context``;
-    ``hidden`` are then the decoder's widths)."""
+    ``hidden`` are then the decoder's widths) or ``module`` (a user's ``torch.nn.Module`` mean
+    network, tanh-squashed; ``hidden`` and ``activation`` do not describe it: the graph does)."""
     hidden: list[int]
-    """Hidden layer widths (each >= 1)."""
+    """Hidden layer widths (each >= 1; empty for ``module``)."""
     activation: Literal["tanh", "relu"]
-    """Hidden activation (``tanh`` or ``relu``)."""
+    """Hidden activation (``tanh`` or ``relu``; the launch setting, unused by ``module``)."""
     adapt: Literal["all", "head", "context"]
     """Adapted subset: ``all``, ``head`` or ``context``."""
     context_dim: int = field(metadata=bounds(ge=1))

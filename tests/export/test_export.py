@@ -11,10 +11,12 @@ import onnx
 import pytest
 import torch
 
+from adapt_robot.meta import trainer
 from adapt_robot.meta.inner import inner_step
+from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import bundle_format as bf
-from export import ExportError, ParityError, bundle, export_bundle, parity
+from export import ExportError, ParityError, export_bundle, parity
 from export.cli_entry import export_main
 from tests.export.conftest import train_smoke
 
@@ -116,11 +118,41 @@ def test_existing_non_bundle_dir_is_refused_and_untouched(smoke_run: Path, tmp_p
     assert _leftovers(tmp_path) == []
 
 
+class _Foreign:
+    """A policy from elsewhere: the MLP's members except ``log_prob`` and ``kl``."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("log_prob", "kl"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
 def test_unsupported_policy_is_refused(
     smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle, "SUPPORTED_POLICIES", (type(None),))
-    with pytest.raises(ExportError, match=r"policy type GaussianMLPPolicy is not supported"):
+    real = trainer.load_run
+
+    def load_foreign(run_dir: str | Path) -> tuple[object, object, object]:
+        cfg, learner, ckpt = real(run_dir)
+        learner.policy = _Foreign(learner.policy)  # type: ignore[assignment]
+        return cfg, learner, ckpt
+
+    monkeypatch.setattr(trainer, "load_run", load_foreign)
+    with pytest.raises(
+        ExportError, match=r"policy type _Foreign is not a Policy .*: it lacks log_prob, kl\."
+    ):
+        export_bundle(smoke_run, tmp_path / "b")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_policy_kind_the_format_lacks_is_refused(
+    smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(GaussianMLPPolicy, "kind", "transformer")
+    with pytest.raises(ExportError, match=r"kind 'transformer' is not a policy.type"):
         export_bundle(smoke_run, tmp_path / "b")
     assert os.listdir(tmp_path) == []
 

@@ -64,7 +64,7 @@ def test_log_prob_matches_torch_normal_and_mean_is_squashed() -> None:
     pol, params = make()
     obs = torch.randn(5, 3, dtype=D) * 100
     act = torch.randn(5, 2, dtype=D)
-    mean, log_std = pol.forward(params, obs)
+    mean, log_std, _ = pol.forward(params, obs)
     assert mean.abs().max() < 1.0
     ref = torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1)
     torch.testing.assert_close(pol.log_prob(params, obs, act), ref)

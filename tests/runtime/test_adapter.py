@@ -60,7 +60,7 @@ def test_deterministic_act_matches_the_torch_policy(point_run: Path, point_bundl
         a = adapter.act(o)
         assert a.dtype == np.float32 and a.shape == (policy.act_dim,)
         with torch.no_grad():
-            mean, _ = policy.forward(params, torch.as_tensor(o))
+            mean, _, _ = policy.forward(params, torch.as_tensor(o))
             ref = torch.clamp(mean, low, torch.as_tensor(high)).numpy()
         worst = max(worst, rel_err(a, ref))
     assert worst < 1e-5
@@ -81,7 +81,7 @@ def test_sampled_actions_follow_the_policy_gaussian(point_run: Path, point_bundl
         )
     with torch.no_grad():
         params = {k: v.detach() for k, v in learner.params.items()}
-        mean, log_std = learner.policy.forward(params, torch.as_tensor(o))
+        mean, log_std, _ = learner.policy.forward(params, torch.as_tensor(o))
     std = np.exp(log_std.numpy())
     np.testing.assert_allclose(samples.mean(0), mean.numpy(), atol=5 * std.max() / np.sqrt(n))
     np.testing.assert_allclose(samples.std(0), std, rtol=0.05)

@@ -26,6 +26,7 @@ from adapt_robot.meta.inner import (
     stack_batches,
 )
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, PolicyConfig, detach
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Rollouts, Sampler
 from sim.core.family import TaskFamily
 from sim.core.params import TaskParams
@@ -54,7 +55,7 @@ class Learner(ABC):
 
     def __init__(
         self,
-        policy: GaussianMLPPolicy,
+        policy: Policy,
         sampler: Sampler,
         *,
         inner_lr: float,
@@ -86,9 +87,18 @@ class Learner(ABC):
         return list(family.sample_tasks(rng, self.sampler.cfg.tasks_per_iter, "train"))
 
     @classmethod
-    def make_policy(cls, family: TaskFamily[Any], cfg: PolicyConfig) -> Any:
-        """The policy this learner trains: a Gaussian MLP unless the learner says otherwise."""
-        return GaussianMLPPolicy(family.obs_spec.dim, family.action_spec.dim, cfg)
+    def make_policy(cls, family: TaskFamily[Any], cfg: PolicyConfig) -> Policy:
+        """The policy this learner trains (the Gaussian MLP unless told otherwise).
+
+        With ``policy.module`` set, the user's network as a
+        :class:`~adapt_robot.meta.module_policy.ModulePolicy`; a learner may override this.
+        """
+        obs_dim, act_dim = family.obs_spec.dim, family.action_spec.dim
+        if cfg.module:
+            from adapt_robot.meta.module_policy import from_config
+
+            return from_config(obs_dim, act_dim, cfg)
+        return GaussianMLPPolicy(obs_dim, act_dim, cfg)
 
     def inner_loss_fn(self) -> InnerLoss:
         """The inner loss the robot's step descends (exported into ``adapt_step.onnx``).

@@ -58,7 +58,7 @@ from adapt_robot.meta.inner import (
     InnerBatch,
     stack_batches,
 )
-from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Sampler
 from sim.core.params import TaskParams
 
@@ -104,9 +104,7 @@ class LatentID(IdentifyingLearner):
 
     name = "latent_id"
 
-    def __init__(
-        self, policy: GaussianMLPPolicy, sampler: Sampler, cfg: LatentConfig, seed: int
-    ) -> None:
+    def __init__(self, policy: Policy, sampler: Sampler, cfg: LatentConfig, seed: int) -> None:
         probe = sampler.family.sample_tasks(np.random.default_rng(0), 1, "train")[0]
         self.feature_dim = int(hidden_features(probe).shape[0])
         super().__init__(policy, sampler, cfg, seed, target_dim=self.feature_dim)

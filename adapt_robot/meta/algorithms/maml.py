@@ -39,7 +39,8 @@ from adapt_robot.meta.inner import (
     positive_rates,
     stack_batches,
 )
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
+from adapt_robot.meta.policy import Params, detach
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Sampler
 
 
@@ -79,9 +80,7 @@ class MAML(Learner):
 
     name = "maml"
 
-    def __init__(
-        self, policy: GaussianMLPPolicy, sampler: Sampler, cfg: MAMLConfig, seed: int
-    ) -> None:
+    def __init__(self, policy: Policy, sampler: Sampler, cfg: MAMLConfig, seed: int) -> None:
         super().__init__(
             policy,
             sampler,

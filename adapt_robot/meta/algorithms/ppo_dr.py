@@ -19,7 +19,8 @@ from adapt_robot.config import setting
 from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import Learner, check_finite, clipped_surrogate
 from adapt_robot.meta.inner import MAX_INNER_STEPS
-from adapt_robot.meta.policy import GaussianMLPPolicy, detach
+from adapt_robot.meta.policy import detach
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Sampler
 
 
@@ -46,9 +47,7 @@ class PPODR(Learner):
 
     name = "ppo_dr"
 
-    def __init__(
-        self, policy: GaussianMLPPolicy, sampler: Sampler, cfg: PPODRConfig, seed: int
-    ) -> None:
+    def __init__(self, policy: Policy, sampler: Sampler, cfg: PPODRConfig, seed: int) -> None:
         super().__init__(
             policy,
             sampler,

@@ -18,7 +18,8 @@ from adapt_robot.config import setting
 from adapt_robot.limits import MIN_RATE
 from adapt_robot.meta.algorithms.base import Learner, check_finite
 from adapt_robot.meta.inner import MAX_INNER_STEPS, batched_adapt, stack_batches
-from adapt_robot.meta.policy import GaussianMLPPolicy, Params, detach
+from adapt_robot.meta.policy import Params, detach
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Sampler
 
 
@@ -40,9 +41,7 @@ class Reptile(Learner):
 
     name = "reptile"
 
-    def __init__(
-        self, policy: GaussianMLPPolicy, sampler: Sampler, cfg: ReptileConfig, seed: int
-    ) -> None:
+    def __init__(self, policy: Policy, sampler: Sampler, cfg: ReptileConfig, seed: int) -> None:
         super().__init__(
             policy,
             sampler,

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adapt_robot.meta.policy import GaussianMLPPolicy
+    from adapt_robot.meta.policy_protocol import Policy
     from adapt_robot.meta.samplers.config import SamplerConfig
     from adapt_robot.meta.samplers.local import Sampler
     from sim.core.family import TaskFamily
 
 
-def make_sampler(family: TaskFamily[Any], policy: GaussianMLPPolicy, cfg: SamplerConfig) -> Sampler:
+def make_sampler(family: TaskFamily[Any], policy: Policy, cfg: SamplerConfig) -> Sampler:
     """The sampler ``cfg.kind`` names (``local``, ``process`` or ``ray``)."""
     if cfg.kind == "process":
         from adapt_robot.meta.samplers.process import ProcessSampler

@@ -20,12 +20,14 @@ import torch
 
 from adapt_robot.meta.inner import InnerBatch
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.rollout import (
     Chunk,
     ChunkResult,
     ChunkRunner,
     PolicySnapshot,
+    RolloutPolicy,
     plan_chunks,
 )
 from adapt_robot.runtime.advantages import task_advantages
@@ -84,14 +86,16 @@ class Rollouts:
 
 
 class Sampler:
-    """Batched rollouts of one family with a Gaussian MLP policy, in this process."""
+    """Batched rollouts of one family with a memoryless policy, in this process.
+
+    The ``K`` episodes of a task run side by side, so a recurrent policy (whose state must be
+    carried from one episode of a task to the next) is refused.
+    """
 
     physics_threads: int | None = None
     """MuJoCo rollout threads of this process's env batches (None: the engine's default)."""
 
-    def __init__(
-        self, family: TaskFamily[Any], policy: GaussianMLPPolicy, cfg: SamplerConfig
-    ) -> None:
+    def __init__(self, family: TaskFamily[Any], policy: Policy, cfg: SamplerConfig) -> None:
         self.family = family
         self.policy = policy
         self.cfg = cfg
@@ -101,6 +105,12 @@ class Sampler:
             raise ValueError(
                 f"policy dims ({policy.obs_dim}, {policy.act_dim}) do not match family "
                 f"{family.name!r} ({family.obs_spec.dim}, {family.action_spec.dim})"
+            )
+        if policy.state_dim != 0:
+            raise ValueError(
+                f"sampler: {type(policy).__name__} is recurrent (state_dim {policy.state_dim}); "
+                "this sampler runs the episodes of a task side by side and cannot carry a state "
+                "from one to the next"
             )
         self._runner: ChunkRunner | None = None
         self.last_chunk_seconds: list[float] = []
@@ -118,8 +128,12 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def snapshot(self, params: Params | Sequence[Params], m: int, per_task: bool) -> PolicySnapshot:
-        """Numpy copy of the policy for ``m`` tasks (what workers act with)."""
+    def snapshot(self, params: Params | Sequence[Params], m: int, per_task: bool) -> RolloutPolicy:
+        """What workers act with for ``m`` tasks.
+
+        A numpy copy of the MLP, or for any other policy a
+        :class:`~adapt_robot.meta.samplers.torch_snapshot.TorchSnapshot`.
+        """
         if isinstance(params, dict):
             arrays = {n: v.detach().cpu().numpy() for n, v in params.items()}
         else:
@@ -132,6 +146,10 @@ class Sampler:
             if got != m:
                 raise ValueError(f"params: expected one set per task ({m}), got {got}")
         arrays = {n: np.ascontiguousarray(v) for n, v in arrays.items()}
+        if not isinstance(self.policy, GaussianMLPPolicy):
+            from adapt_robot.meta.samplers.torch_snapshot import TorchSnapshot
+
+            return TorchSnapshot(self.policy, arrays, per_task)
         dtype = arrays["log_std"].dtype
         norm = self.policy.normalizer
         normalize = self.policy.cfg.normalize_obs
@@ -172,7 +190,7 @@ class Sampler:
         adv = self.advantages(obs, rew, mask, m, k)
         return Rollouts(obs, act, rew, mask, adv, success, m, k)
 
-    def run_chunks(self, snapshot: PolicySnapshot, chunks: list[Chunk]) -> list[ChunkResult]:
+    def run_chunks(self, snapshot: RolloutPolicy, chunks: list[Chunk]) -> list[ChunkResult]:
         """Roll out every chunk (here: one after the other in this process)."""
         if self._runner is None:
             self._runner = ChunkRunner(self.family, self.engine, self.physics_threads)

@@ -21,13 +21,13 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.meta.samplers.rollout import (
     Chunk,
     ChunkResult,
-    PolicySnapshot,
+    RolloutPolicy,
     job,
     split_contiguous,
 )
@@ -52,9 +52,7 @@ class ProcessSampler(Sampler):
 
     physics_threads = 0
 
-    def __init__(
-        self, family: TaskFamily[Any], policy: GaussianMLPPolicy, cfg: SamplerConfig
-    ) -> None:
+    def __init__(self, family: TaskFamily[Any], policy: Policy, cfg: SamplerConfig) -> None:
         super().__init__(family, policy, cfg)
         self._ctx = mp.get_context("spawn")  # never fork: the parent runs torch threads
         self._workers: list[_Worker] = []
@@ -97,7 +95,7 @@ class ProcessSampler(Sampler):
             out.append(w.conn.recv()[1])
         return out
 
-    def run_chunks(self, snapshot: PolicySnapshot, chunks: list[Chunk]) -> list[ChunkResult]:
+    def run_chunks(self, snapshot: RolloutPolicy, chunks: list[Chunk]) -> list[ChunkResult]:
         """Run the chunks on the workers; replace dead workers and re-run their chunks."""
         self.start()
         self._job_id += 1
@@ -136,7 +134,7 @@ class ProcessSampler(Sampler):
                     self._replace(w, jid, snapshot, tries)
         return [results[c.index] for c in chunks if c.index in results]
 
-    def _send(self, w: _Worker, jid: int, snapshot: PolicySnapshot, group: list[Chunk]) -> None:
+    def _send(self, w: _Worker, jid: int, snapshot: RolloutPolicy, group: list[Chunk]) -> None:
         w.pending = list(group)
         w.last_progress = time.monotonic()
         snap, rebased = job(snapshot, group)
@@ -160,7 +158,7 @@ class ProcessSampler(Sampler):
         w.last_progress = time.monotonic()
 
     def _replace(
-        self, w: _Worker, jid: int, snapshot: PolicySnapshot, tries: dict[int, int]
+        self, w: _Worker, jid: int, snapshot: RolloutPolicy, tries: dict[int, int]
     ) -> None:
         """Kill ``w``, start a fresh process in its slot, re-send its unfinished chunks."""
         left = list(w.pending)

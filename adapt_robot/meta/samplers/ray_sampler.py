@@ -18,14 +18,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adapt_robot.meta.policy import GaussianMLPPolicy
+from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.meta.samplers.process import WorkerFailed
 from adapt_robot.meta.samplers.rollout import (
     Chunk,
     ChunkResult,
-    PolicySnapshot,
+    RolloutPolicy,
     split_contiguous,
 )
 from adapt_robot.meta.samplers.worker import RayChunkWorker
@@ -45,9 +45,7 @@ class RaySampler(Sampler):
 
     physics_threads = 0
 
-    def __init__(
-        self, family: TaskFamily[Any], policy: GaussianMLPPolicy, cfg: SamplerConfig
-    ) -> None:
+    def __init__(self, family: TaskFamily[Any], policy: Policy, cfg: SamplerConfig) -> None:
         super().__init__(family, policy, cfg)
         self._remote: Any = None
         self._actors: list[Any] = []
@@ -76,7 +74,7 @@ class RaySampler(Sampler):
         )
         return out
 
-    def run_chunks(self, snapshot: PolicySnapshot, chunks: list[Chunk]) -> list[ChunkResult]:
+    def run_chunks(self, snapshot: RolloutPolicy, chunks: list[Chunk]) -> list[ChunkResult]:
         """Broadcast the snapshot once, run chunk calls on the actors, survive dead actors."""
         self.start()
         ref = ray.put(snapshot)

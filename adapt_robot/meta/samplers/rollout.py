@@ -1,9 +1,12 @@
 """The rollout of one chunk of tasks, in numpy: what every sampler kind runs, wherever it runs.
 
 Torch-free on purpose: worker processes and Ray actors import this module (not torch) and act
-with :class:`PolicySnapshot`, a numpy copy of the Gaussian MLP
-(:class:`adapt_robot.meta.policy.GaussianMLPPolicy`) and its observation normaliser. The
-in-process sampler acts with the same code, so all kinds give bit-identical rollouts.
+with a :class:`RolloutPolicy`. For the Gaussian MLP
+(:class:`adapt_robot.meta.policy.GaussianMLPPolicy`) that is :class:`PolicySnapshot`, a numpy
+copy of it and its observation normaliser; for any other policy it is
+:class:`adapt_robot.meta.samplers.torch_snapshot.TorchSnapshot`, which calls the policy's torch
+``forward`` (a worker given one imports torch). The in-process sampler acts with the same code,
+so all kinds give bit-identical rollouts.
 
 Seeding: a call draws one integer ``base`` from the caller's generator; chunk ``c`` (tasks
 ``[c * size, (c + 1) * size)``) resets and samples action noise from
@@ -15,13 +18,39 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from sim.core.family import TaskFamily
 from sim.core.params import TaskParams
 from sim.envs.vector import VectorTaskEnv
+
+
+class RolloutPolicy(Protocol):
+    """What a chunk is rolled out with: numpy params and a batched, memoryless ``forward``."""
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Name -> array; with a leading task axis ``[m, ...]`` when ``per_task``."""
+        ...
+
+    @property
+    def per_task(self) -> bool:
+        """Whether ``params`` holds one set per task (else one set shared by all tasks)."""
+        ...
+
+    def tasks(self, lo: int, hi: int) -> RolloutPolicy:
+        """The actor for tasks ``[lo, hi)``."""
+        ...
+
+    def with_params(self, params: dict[str, np.ndarray]) -> RolloutPolicy:
+        """The same actor with other params (same layout)."""
+        ...
+
+    def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounded mean ``[m, k, A]`` and log std ``[m, A]`` for ``obs [m, k, O]``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,10 @@ class PolicySnapshot:
         if not self.per_task:
             return self
         return replace(self, params={k: v[lo:hi] for k, v in self.params.items()})
+
+    def with_params(self, params: dict[str, np.ndarray]) -> PolicySnapshot:
+        """The same snapshot with other params."""
+        return replace(self, params=params)
 
     def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tanh-squashed mean ``[m, k, A]`` and log std ``[m, A]`` for ``obs [m, k, O]``."""
@@ -131,7 +164,7 @@ class ChunkRunner:
             self._envs[batch] = env
         return self._envs[batch]
 
-    def run(self, snapshot: PolicySnapshot, chunk: Chunk) -> ChunkResult:
+    def run(self, snapshot: RolloutPolicy, chunk: Chunk) -> ChunkResult:
         """Roll out ``chunk`` acting with ``snapshot`` (tasks offset by ``chunk.lo``)."""
         t0 = time.perf_counter()
         m, k = len(chunk.tasks), chunk.episodes
@@ -195,7 +228,7 @@ def split_contiguous(chunks: Sequence[Chunk], n: int) -> list[list[Chunk]]:
     return out
 
 
-def job(snapshot: PolicySnapshot, chunks: Sequence[Chunk]) -> tuple[PolicySnapshot, list[Chunk]]:
+def job(snapshot: RolloutPolicy, chunks: Sequence[Chunk]) -> tuple[RolloutPolicy, list[Chunk]]:
     """What a worker needs for ``chunks``: the params of their tasks only, offsets rebased.
 
     Shared params travel whole (once per job); per-task params are cut to the tasks of the
@@ -214,4 +247,4 @@ def job(snapshot: PolicySnapshot, chunks: Sequence[Chunk]) -> tuple[PolicySnapsh
         else v[parts[0][0] : parts[0][1]]
         for k, v in snapshot.params.items()
     }
-    return replace(snapshot, params=params), out
+    return snapshot.with_params(params), out

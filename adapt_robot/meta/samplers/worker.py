@@ -3,12 +3,14 @@
 The process loop: receive a job, send back one result per chunk.
 
 Messages (over a ``multiprocessing`` pipe, pickled): the parent sends
-``(job_id, PolicySnapshot, [Chunk, ...])``, ``"info"`` or ``None`` (stop). The worker answers
+``(job_id, RolloutPolicy, [Chunk, ...])``, ``"info"`` or ``None`` (stop). The worker answers
 ``("ok", job_id, ChunkResult)`` after every chunk (so finished chunks survive a later crash),
 ``("error", job_id, traceback text)`` if a chunk raised, or ``("info", {...})``.
 
-Torch is never imported here: the worker acts with the numpy policy of
-:mod:`adapt_robot.meta.samplers.rollout` (one process, one core, no torch threads).
+Torch is not imported here: the worker acts with the numpy policy of
+:mod:`adapt_robot.meta.samplers.rollout` (one process, one core, no torch threads); only a
+:class:`~adapt_robot.meta.samplers.torch_snapshot.TorchSnapshot` (a policy other than the MLP)
+brings torch in when it is unpickled.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from adapt_robot.meta.samplers.rollout import Chunk, ChunkResult, ChunkRunner, PolicySnapshot
+from adapt_robot.meta.samplers.rollout import Chunk, ChunkResult, ChunkRunner, RolloutPolicy
 from sim.core.family import TaskFamily
 
 
@@ -60,7 +62,7 @@ class RayChunkWorker:
     def __init__(self, family: TaskFamily[Any], engine: str, physics_threads: int | None) -> None:
         self.runner = ChunkRunner(family, engine, physics_threads)
 
-    def run(self, snapshot: PolicySnapshot, chunk: Chunk) -> ChunkResult:
+    def run(self, snapshot: RolloutPolicy, chunk: Chunk) -> ChunkResult:
         """Roll out one chunk (``snapshot`` arrives resolved from the object store)."""
         return self.runner.run(snapshot, chunk)
 
