@@ -38,3 +38,11 @@ class UnsupportedInput(AdaptRobotError, ValueError):
 
 class CheckpointError(AdaptRobotError, ValueError):
     """A checkpoint that cannot be used (another format, a config that does not match it)."""
+
+
+class BundleError(AdaptRobotError, ValueError):
+    """A bundle is missing, malformed or does not match its manifest (the message names where).
+
+    Defined here so that every runtime module can raise it; re-exported by
+    ``adapt_robot.runtime.bundle_format``.
+    """

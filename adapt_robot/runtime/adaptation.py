@@ -22,6 +22,7 @@ The swap itself is the caller's (one reference assignment under its lock).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from adapt_robot.runtime.buffer import (
 )
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX, Manifest
 from adapt_robot.runtime.safety import (
+    DEADLINE,
     NONFINITE_ADVANTAGES,
     SafetyConfig,
     batch_rejection,
@@ -53,6 +55,41 @@ DISCARDED = "discarded"
 """The adaptation finished after ``reset_to_meta()``: its result belonged to the old object."""
 KEPT_SUCCESS = "kept_success"
 """No adaptation: the last episode succeeded and the mode keeps a behaviour that works."""
+CANCELLED = "cancelled"
+"""The adaptation was stopped by :meth:`OnlineAdapter.close` (not a rollback: no verdict)."""
+
+
+class Stop:
+    """Stops one adaptation from another thread, or when its deadline passes.
+
+    :meth:`InnerLoop.run` checks :meth:`reason` before every inner step; :meth:`cancel` also
+    sets ONNX Runtime's ``terminate`` flag on :attr:`run_options`, which ends a step already
+    running. A stopped adaptation returns no parameters.
+    """
+
+    def __init__(self, deadline_s: float) -> None:
+        self.run_options = ort.RunOptions()
+        """Passed to every ``session.run`` of the adaptation."""
+        self._deadline = time.monotonic() + deadline_s
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the adaptation at once (thread-safe; idempotent)."""
+        self._cancelled.set()
+        self.run_options.terminate = True
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled.is_set()
+
+    def reason(self) -> str | None:
+        """``cancelled``, ``deadline`` (past it) or None (carry on)."""
+        if self._cancelled.is_set():
+            return CANCELLED
+        if time.monotonic() > self._deadline:
+            return DEADLINE
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +152,8 @@ class InnerLoop:
         inputs = {i.name for i in session.get_inputs()}
         self._param_inputs = [n for n in self.names if n in inputs]
         """Parameters the graph reads (an identification step does not read the policy's)."""
+        self._run_options: ort.RunOptions | None = None
+        """The running adaptation's options (its :class:`Stop` terminates a step with them)."""
         norm = manifest.normalizer
         self._obs_std = np.sqrt(np.asarray(norm.var, dtype=np.float64) + norm.eps)
 
@@ -126,7 +165,7 @@ class InnerLoop:
         feed = {n: params[n] for n in self._param_inputs}
         feed.update(self._lr_feed)
         feed.update(self.batch.feed(self.fields))
-        out = self.session.run(self.output_names, feed)
+        out = self.session.run(self.output_names, feed, self._run_options)
         new = dict(params)
         for name, i in zip(self.adapted, self._new_index, strict=True):
             new[name] = _readonly(np.ascontiguousarray(out[i], dtype=np.float32))
@@ -159,11 +198,20 @@ class InnerLoop:
         return adv if bool(np.all(np.isfinite(adv))) else None
 
     def run(
-        self, start: Mapping[str, np.ndarray], episodes: Episodes, steps: int
+        self,
+        start: Mapping[str, np.ndarray],
+        episodes: Episodes,
+        steps: int,
+        stop: Stop | None = None,
     ) -> tuple[dict[str, np.ndarray] | None, AdaptResult]:
-        """Adapt ``start`` on ``episodes`` with ``steps`` inner steps; None if rolled back."""
+        """Adapt ``start`` on ``episodes`` with ``steps`` inner steps; None if rolled back.
+
+        ``stop`` (default: a :class:`Stop` with ``safety.adapt_deadline_s``) ends the steps
+        early with reason ``cancelled`` or ``deadline``.
+        """
         t0 = time.perf_counter()
         nan = float("nan")
+        stop = stop if stop is not None else Stop(self.safety.adapt_deadline_s)
 
         live = [episodes.rows]  # the batch's live rows once packed (transitions: one fewer each)
 
@@ -199,7 +247,10 @@ class InnerLoop:
         loss_before = grad_norm = nan
         ran = 0
         for i in range(steps):
-            current, loss, gnorm = self.step(current)
+            halted = self._step_or_stop(current, stop)
+            if isinstance(halted, str):
+                return None, done(halted, steps=ran, loss_before=loss_before, grad_norm=grad_norm)
+            current, loss, gnorm = halted
             ran += 1
             scalars += [loss, gnorm]
             if i == 0:
@@ -208,7 +259,10 @@ class InnerLoop:
                 break
         loss_after: float | None = None
         if self.safety.reject_loss_increase and all(math.isfinite(s) for s in scalars):
-            _, loss_after, _ = self.step(current)
+            halted = self._step_or_stop(current, stop)
+            if isinstance(halted, str):
+                return None, done(halted, steps=ran, loss_before=loss_before, grad_norm=grad_norm)
+            loss_after = halted[1]
         reason, norm = rejection(
             self.safety, start, current, self.adapted, scalars, loss_before, loss_after
         )
@@ -221,3 +275,18 @@ class InnerLoop:
         if reason is not None:
             return None, done(reason, steps=ran, **figures)
         return current, done(ACCEPTED, steps=ran, **figures)
+
+    def _step_or_stop(
+        self, params: Mapping[str, np.ndarray], stop: Stop
+    ) -> tuple[dict[str, np.ndarray], float, float] | str:
+        """:meth:`step`, or the reason to stop instead (also when a step was terminated)."""
+        reason = stop.reason()
+        if reason is not None:
+            return reason
+        self._run_options = stop.run_options
+        try:
+            return self.step(params)
+        except Exception:
+            if stop.cancelled:  # ONNX Runtime ended the step on the terminate flag
+                return CANCELLED
+            raise

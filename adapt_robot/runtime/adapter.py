@@ -31,7 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from adapt_robot.runtime.adaptation import DISCARDED, KEPT_SUCCESS, AdaptResult, InnerLoop
+from adapt_robot.runtime.adaptation import (
+    CANCELLED,
+    DISCARDED,
+    KEPT_SUCCESS,
+    AdaptResult,
+    InnerLoop,
+    Stop,
+)
 from adapt_robot.runtime.buffer import Episodes, TransitionBuffer
 from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
@@ -49,6 +56,9 @@ from adapt_robot.runtime.sessions import (
 )
 
 logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 2.0
+"""How long :meth:`OnlineAdapter.close` waits for a running adaptation before cancelling it."""
 
 
 class OnlineAdapter:
@@ -107,6 +117,8 @@ class OnlineAdapter:
         """The clipped action sent (and, for ``hold``, the last good one)."""
         self._zero = self._clip.safe_zero()
         np.copyto(self._action[0], self._zero)
+        self._held = self._zero.copy()
+        """The last action sent for a good observation (``fault_action: hold``)."""
         self._policy = BoundRunner(
             policy_session,
             {"obs": self._guard.buffer, **self._params},
@@ -140,8 +152,9 @@ class OnlineAdapter:
         """Some step of the current episode succeeded."""
         self._last_episode_ok = False
         """The last finished episode succeeded (EpisodicMode.keep_on_success)."""
-        self._executor: cf.ThreadPoolExecutor | None = None
         self._future: cf.Future[AdaptResult] | None = None
+        self._stop: Stop | None = None
+        """The running adaptation's stop (``close()`` cancels it)."""
         self._closed = False
         self.counters = SafetyCounters()
         self._stats: dict[str, float | int] = {
@@ -153,6 +166,7 @@ class OnlineAdapter:
             "adaptations": 0,
             "discarded_adaptations": 0,
             "adapt_errors": 0,
+            "adapt_cancelled": 0,
             "adapt_deferred": 0,
             "adapt_no_data": 0,
             "dropped_rows": 0,
@@ -173,7 +187,10 @@ class OnlineAdapter:
         """Action ``float32 [act_dim]`` for ``obs``: finite and within the bounds, always.
 
         A bad observation (shape, type, NaN/inf) is counted in ``obs_faults`` and answered with
-        the safe action (``SafetyConfig.fault_action``); it is not recorded for adaptation.
+        the safe action (``SafetyConfig.fault_action``); it is not recorded for adaptation. The
+        action is checked once more after the clip: one that is still not finite (which
+        validated bounds cannot give, so something else broke) is counted in
+        ``action_faults``, answered with the safe action and not recorded either.
         """
         if self._closed:
             raise RuntimeError("OnlineAdapter.act: the adapter is closed")
@@ -182,9 +199,7 @@ class OnlineAdapter:
         if not self._guard.load(obs):
             self.counters.obs_faults += 1
             self._pending_ok = False
-            if self.safety.fault_action == "hold":
-                return self._action[0].copy()  # untouched since the last good observation
-            return self._zero.copy()
+            return self._safe_action()
         with self._swap_lock:
             params = self._params
         if params is not self._bound:
@@ -203,8 +218,18 @@ class OnlineAdapter:
                 np.add(sample, self._mean[0], out=sample)
         if self._clip.apply(sample, self._action[0]):
             self.counters.clipped_actions += 1
+        if not self._clip.finite(self._action[0]):  # the last line: never send a non-finite
+            self.counters.action_faults += 1
+            self._pending_ok = False
+            np.copyto(self._action[0], self._safe_action())
+            return self._action[0].copy()
+        np.copyto(self._held, self._action[0])
         self._pending_ok = True
         return self._action[0].copy()
+
+    def _safe_action(self) -> np.ndarray:
+        """The answer to a fault: the clipped zero, or the last good action for ``hold``."""
+        return (self._held if self.safety.fault_action == "hold" else self._zero).copy()
 
     def observe(
         self,
@@ -216,27 +241,42 @@ class OnlineAdapter:
         """Record the outcome of the last :meth:`act`; ``done`` ends the episode.
 
         ``reward=None`` computes it on the device with ``reward.onnx`` from the last
-        observation, the action sent and ``next_obs``. A NaN/inf or out-of-range reward is
-        counted in ``reward_faults`` (an adaptation on it is rolled back). ``success`` is the
-        task's success as the robot knows it (None: from ``reward.onnx`` where it ran); it
-        matters only to ``EpisodicMode(keep_on_success=True)``. With ``auto_adapt``, starts
+        observation, the action sent and ``next_obs``. A reward that is not a real number (a
+        string, an array, an object whose ``__float__`` raises, an int beyond float range) is
+        read as NaN; a NaN/inf or out-of-range reward is counted in ``reward_faults`` (an
+        adaptation on it is rolled back). ``success`` is the task's success as the robot knows
+        it (None: from ``reward.onnx`` where it ran); it matters only to
+        ``EpisodicMode(keep_on_success=True)``. With ``auto_adapt``, starts
         :meth:`adapt_async` when the mode says so.
+
+        ``done`` and ``success`` are flags: ``True``/``False``, numpy bools, the numbers 0 and 1
+        (int or float) or 0-d arrays of those. Anything else (``"no"``, NaN, 0.5, None, an
+        array with dimensions, an object whose ``__bool__`` raises) is counted in
+        ``observe_faults`` and never raises: ``done`` is then read as true (the episode is
+        ended, so returns are never computed across what may have been a reset; at worst one
+        episode is split in two) and ``success`` as false (no success claimed, so
+        ``keep_on_success`` does not skip an adaptation on it).
         """
         if not self._pending:
             raise RuntimeError("OnlineAdapter.observe: no act() since the last observe()")
         if reward is None:
             self._check_device_reward(next_obs)
         self._pending = False
+        flag = _as_flag(done)
+        ok = None if success is None else _as_flag(success)
+        if flag is None or (success is not None and ok is None):
+            self.counters.observe_faults += 1
+        done = True if flag is None else flag
         if self._pending_ok:
             r = self._device_reward(next_obs) if reward is None else _as_float(reward)
             if not abs(r) <= self.safety.max_abs_reward:  # also catches NaN
                 self.counters.reward_faults += 1
             self._stats["last_reward"] = r
-            self._buffer.add(self._guard.buffer[0], self._sample, r, bool(done))
+            self._buffer.add(self._guard.buffer[0], self._sample, r, done)
         elif done:
             self._buffer.end_episode()
         if success is not None:
-            self._episode_ok = self._episode_ok or bool(success)
+            self._episode_ok = self._episode_ok or bool(ok)
         elif reward is None:
             self._episode_ok = self._episode_ok or bool(self._stats["last_success"])
         self._stats["ticks"] += 1
@@ -297,6 +337,7 @@ class OnlineAdapter:
         self._adapted_once = False
         self._episode_ok = self._last_episode_ok = False
         np.copyto(self._action[0], self._zero)
+        np.copyto(self._held, self._zero)
         self._stats["resets"] += 1
 
     # ------------------------------------------------------------------ adaptation
@@ -314,21 +355,26 @@ class OnlineAdapter:
         self._stats["dropped_episodes"] += episodes.dropped_episodes
         return episodes, self._generation
 
-    def _run(self, episodes: Episodes, generation: int) -> AdaptResult:
+    def _run(self, episodes: Episodes, generation: int, stop: Stop) -> AdaptResult:
         with self._adapt_lock:
             self._stats["adapt_attempts"] += 1
             try:
-                new, result = self._inner.run(self._meta, episodes, self._steps)
+                new, result = self._inner.run(self._meta, episodes, self._steps, stop)
             except Exception:
                 self._stats["adapt_errors"] += 1
                 logger.exception("adaptation failed; the parameters are unchanged")
                 raise
             with self._swap_lock:
                 stale = generation != self._generation
+                if stop.cancelled and result.reason != CANCELLED:  # closed after the last step
+                    result = dataclasses.replace(result, accepted=False, reason=CANCELLED)
+                    new = None
                 if new is not None and not stale:
                     self._params = new
                     self._stats["params_version"] += 1
-            if stale:
+            if result.reason == CANCELLED:
+                self._stats["adapt_cancelled"] += 1
+            elif stale:
                 self._stats["discarded_adaptations"] += 1
                 result = dataclasses.replace(result, accepted=False, reason=DISCARDED)
             elif result.accepted:
@@ -345,12 +391,16 @@ class OnlineAdapter:
     def adapt(self) -> AdaptResult:
         """Adapt now, on this thread, on the data the mode selects; swap or roll back.
 
-        Raises ``ValueError`` when there is nothing to adapt on yet.
+        Raises ``ValueError`` when there is nothing to adapt on yet, ``RuntimeError`` after
+        :meth:`close`.
         """
+        if self._closed:
+            raise RuntimeError("OnlineAdapter.adapt: the adapter is closed")
         episodes, generation = self._take_batch()
         if self._keeps_success():
             return self._kept(episodes)
-        return self._run(episodes, generation)
+        stop = self._stop = Stop(self.safety.adapt_deadline_s)
+        return self._run(episodes, generation, stop)
 
     def _keeps_success(self) -> bool:
         """``EpisodicMode(keep_on_success=True)`` and the last finished episode succeeded."""
@@ -386,10 +436,22 @@ class OnlineAdapter:
             done: cf.Future[AdaptResult] = cf.Future()
             done.set_result(self._kept(episodes))
             return done
-        if self._executor is None:
-            self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapt")
-        self._future = self._executor.submit(self._run, episodes, generation)
-        return self._future
+        stop = self._stop = Stop(self.safety.adapt_deadline_s)
+        future: cf.Future[AdaptResult] = cf.Future()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._run(episodes, generation, stop))
+            except BaseException as err:  # delivered to whoever reads the future
+                future.set_exception(err)
+
+        # A daemon thread per adaptation: one that never ends cannot hold up close() or the
+        # interpreter's exit (a ThreadPoolExecutor's worker joins at exit).
+        threading.Thread(target=work, name="adapt", daemon=True).start()
+        self._future = future
+        return future
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -412,17 +474,30 @@ class OnlineAdapter:
         out = dict(self._stats)
         out["acts"] = self._acts
         out.update(self.counters.as_dict())
-        out["faults"] = self.counters.obs_faults
+        out["faults"] = self.counters.obs_faults + self.counters.action_faults
         out["adapting"] = int(self.adapting)
         out["buffered_rows"] = min(self._buffer.total, self._buffer.capacity)
         return out
 
-    def close(self) -> None:
-        """Wait for a running adaptation, stop the worker; act() refuses afterwards."""
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Refuse further calls and stop adapting; returns within about ``timeout`` seconds.
+
+        A running adaptation is given ``timeout`` seconds to finish (its result is swapped in
+        as usual); past that it is cancelled (:class:`~adapt_robot.runtime.adaptation.Stop`:
+        ONNX Runtime's terminate flag ends the step in progress, no further step starts), its
+        result is discarded and counted in ``adapt_cancelled``, and the parameters stay the
+        last good ones. ``act``, ``adapt`` and ``adapt_async`` raise ``RuntimeError`` after.
+        """
         self._closed = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        future, stop = self._future, self._stop
+        if future is None or stop is None or future.done():
+            return
+        try:
+            future.result(timeout=max(timeout, 0.0))
+        except cf.TimeoutError:
+            stop.cancel()
+        except Exception:  # already counted and logged by _run; close() itself must not fail
+            return
 
     def __enter__(self) -> OnlineAdapter:
         return self
@@ -432,8 +507,38 @@ class OnlineAdapter:
 
 
 def _as_float(reward: object) -> float:
-    """``float(reward)``, or NaN for anything that is not a real number."""
+    """``reward`` as a float: a real number or a 0-d real array; NaN for anything else.
+
+    Never raises (an int beyond float range, an object whose ``__float__`` raises, a string
+    or an array with dimensions are all NaN, so the caller counts a reward fault).
+    """
     try:
-        return float(reward)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        if isinstance(reward, str | bytes | bytearray):
+            return float("nan")  # float("1.0") would read it: a string is a caller's bug
+        if isinstance(reward, np.ndarray):
+            if reward.ndim != 0 or reward.dtype.kind not in "fiub":
+                return float("nan")
+            reward = reward.item()
+        with np.errstate(all="ignore"):
+            return float(reward)  # type: ignore[arg-type]
+    except Exception:  # OverflowError, or whatever a hostile __float__ raises
         return float("nan")
+
+
+def _as_flag(value: object) -> bool | None:
+    """``value`` as a flag: a bool, a numpy bool, 0 or 1 (int or float) or a 0-d array of those.
+
+    None for anything else; never raises.
+    """
+    try:
+        if isinstance(value, np.ndarray):
+            if value.ndim != 0:
+                return None
+            value = value.item()
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+            return bool(value == 1)
+    except Exception:  # a hostile __eq__ / item(): unreadable
+        return None
+    return None

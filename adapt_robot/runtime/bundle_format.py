@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from adapt_robot.config import ConfigError, FieldError, bounds, build, parse_yaml
-from adapt_robot.errors import AdaptRobotError
+from adapt_robot.errors import BundleError
 from adapt_robot.limits import MAX_INNER_STEPS
 from adapt_robot.runtime.safety import AcceptanceConfig
 
@@ -57,10 +57,6 @@ LR_PREFIX = "lr."
 """Prefix of the inner rate of parameter ``p`` (``lr.p``: params.npz key, adapt_step input)."""
 NEW_PREFIX = "new."
 """``adapt_step.onnx`` output of the updated adapted parameter ``p``: ``new.p``."""
-
-
-class BundleError(AdaptRobotError, ValueError):
-    """A bundle is missing, malformed or does not match its manifest (the message names where)."""
 
 
 def _check_space(spec: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from adapt_robot.config import FieldError, check_fields, setting
+from adapt_robot.errors import BundleError
 
 FaultAction = Literal["zero", "hold"]
 
@@ -46,6 +47,11 @@ REASONS = (
     UPDATE_NORM,
     LOSS_INCREASE,
 )
+"""The acceptance rule's reasons (shared with ``adapt-robot eval``)."""
+DEADLINE = "deadline"
+"""The adaptation ran past ``SafetyConfig.adapt_deadline_s`` and was stopped (device only)."""
+DEVICE_REASONS = (DEADLINE,)
+"""Rollback reasons of the on-device adapter alone (``eval`` has no clock to run out)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +111,13 @@ class SafetyConfig(AcceptanceConfig):
     fault_action: FaultAction = "zero"
     """Action answered to a bad observation: ``zero`` (the zero command, clipped to the
     bounds) or ``hold`` (the last action sent for a good observation; zero before any)."""
+    adapt_deadline_s: float = setting(
+        10.0,
+        doc="Longest an adaptation may run, in seconds: past it the adaptation stops at its "
+        "next inner step and is rolled back (reason ``deadline``); the parameters stay as "
+        "they were.",
+        gt=0,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -127,14 +140,23 @@ class SafetyCounters:
 
     obs_faults: int = 0
     """act() calls whose observation had the wrong shape or type, or NaN/inf values."""
+    action_faults: int = 0
+    """act() calls whose action came out non-finite after the clip (answered with the safe
+    action): the last line of defence against a bundle whose graph or bounds misbehave."""
+    observe_faults: int = 0
+    """observe() calls whose ``done`` or ``success`` could not be read as a flag (a string,
+    NaN, an array, ...): ``done`` is then read as the end of the episode, ``success`` as no
+    success."""
     clipped_actions: int = 0
     """act() calls whose action had at least one entry outside the bounds."""
     reward_faults: int = 0
     """observe() calls whose reward was NaN/inf or beyond ``max_abs_reward``."""
     rollbacks: int = 0
     """Adaptations rejected (parameters left unchanged)."""
-    rollback_reasons: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
-    """Rejections per reason (see ``REASONS``)."""
+    rollback_reasons: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(REASONS + DEVICE_REASONS, 0)
+    )
+    """Rejections per reason (see ``REASONS`` and ``DEVICE_REASONS``)."""
 
     def rollback(self, reason: str) -> None:
         """Count one rejected adaptation."""
@@ -145,6 +167,8 @@ class SafetyCounters:
         """Flat counters: ``obs_faults``, ..., ``rollbacks``, ``rollbacks_<reason>``."""
         out = {
             "obs_faults": self.obs_faults,
+            "action_faults": self.action_faults,
+            "observe_faults": self.observe_faults,
             "clipped_actions": self.clipped_actions,
             "reward_faults": self.reward_faults,
             "rollbacks": self.rollbacks,
@@ -191,9 +215,16 @@ class ActionClip:
         self.low = np.asarray(low, dtype=np.float32).copy()
         self.high = np.asarray(high, dtype=np.float32).copy()
         if self.low.shape != self.high.shape or self.low.ndim != 1:
-            raise ValueError(f"action bounds: low {self.low.shape} and high {self.high.shape}")
-        if not np.all(self.low <= self.high):
-            raise ValueError("action bounds: every low must be <= high")
+            raise BundleError(
+                f"action.low, action.high: expected two lists of act_dim entries, got shapes "
+                f"{self.low.shape} and {self.high.shape}; re-export the bundle"
+            )
+        for i, (lo, hi) in enumerate(zip(self.low.tolist(), self.high.tolist(), strict=True)):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise BundleError(
+                    f"action.low[{i}], action.high[{i}]: expected finite bounds with low < high, "
+                    f"got [{lo!r}, {hi!r}]; actions could not be bounded: re-export the bundle"
+                )
         self._flags = np.zeros(self.low.shape, dtype=bool)
 
     def safe_zero(self) -> np.ndarray:
@@ -211,6 +242,11 @@ class ActionClip:
         if not self._flags.all():
             np.copyto(out, self.safe_zero(), where=~self._flags)
         return True
+
+    def finite(self, action: np.ndarray) -> bool:
+        """Whether every entry of ``action`` is finite (the last check before it is sent)."""
+        np.isfinite(action, out=self._flags)
+        return bool(self._flags.all())
 
 
 def update_norm(
