@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.config import ConfigError, dump, setting
+from adapt_robot.reporting.tables import markdown_table
 
 # Run in the deploy child before anything else: no torch, single-threaded BLAS (a multithreaded
 # BLAS makes one adaptation 5-10x slower on 2 cores), then the ordinary CLI.
@@ -244,31 +245,53 @@ def summary_table(s: dict[str, Any]) -> str:
             sec["deploy"],
         ),
     ]
+    loop_rows = [
+        (
+            "rate",
+            f"{loop['rate_hz']:g} Hz target, {loop['achieved_hz']:.1f} Hz achieved, "
+            f"{loop['ticks']:,} ticks",
+        ),
+        ("deadline misses", loop["misses"]),
+        (
+            "act() latency p50 / p99 / max",
+            f"{loop['act_us']['p50']:.0f} / {loop['act_us']['p99']:.0f} / "
+            f"{loop['act_us']['max']:.0f} us",
+        ),
+        (
+            "tick jitter p50 / p99 / max",
+            f"{loop['jitter_us']['p50']:.0f} / {loop['jitter_us']['p99']:.0f} / "
+            f"{loop['jitter_us']['max']:.0f} us",
+        ),
+        (
+            "adaptation p50 / max (off the control thread)",
+            f"{sm['adapt_ms']['p50']:.1f} / {sm['adapt_ms']['max']:.1f} ms; outcomes "
+            f"{sm['adapt_outcomes']}",
+        ),
+        ("safety events", safety),
+    ]
     lines = [
         f"# adapt-robot demo: {s['family']}",
         "",
-        "| stage | what | seconds |",
-        "|---|---|---|",
-        *(f"| {a} | {b} | {c:.0f} |" for a, b, c in rows),
+        markdown_table(["stage", "what", "seconds"], [(a, b, f"{c:.0f}") for a, b, c in rows]),
         "",
-        "| on the simulated robot | before adaptation | after adaptation | gain |",
-        "|---|---|---|---|",
-        f"| success (95% CI) | {_iv(sm['success_before'], True)} | "
-        f"{_iv(sm['success_after'], True)} | {_iv(sm['success_gain'])} |",
-        f"| return (95% CI) | {_iv(sm['return_before'])} | {_iv(sm['return_after'])} | "
-        f"{_iv(sm['return_gain'])} |",
+        markdown_table(
+            ["on the simulated robot", "before adaptation", "after adaptation", "gain"],
+            [
+                (
+                    "success (95% CI)",
+                    _iv(sm["success_before"], True),
+                    _iv(sm["success_after"], True),
+                    _iv(sm["success_gain"]),
+                ),
+                (
+                    "return (95% CI)",
+                    _iv(sm["return_before"]),
+                    _iv(sm["return_after"]),
+                    _iv(sm["return_gain"]),
+                ),
+            ],
+        ),
         "",
-        "| real-time loop | figure |",
-        "|---|---|",
-        f"| rate | {loop['rate_hz']:g} Hz target, {loop['achieved_hz']:.1f} Hz achieved, "
-        f"{loop['ticks']:,} ticks |",
-        f"| deadline misses | {loop['misses']} |",
-        f"| act() latency p50 / p99 / max | {loop['act_us']['p50']:.0f} / "
-        f"{loop['act_us']['p99']:.0f} / {loop['act_us']['max']:.0f} us |",
-        f"| tick jitter p50 / p99 / max | {loop['jitter_us']['p50']:.0f} / "
-        f"{loop['jitter_us']['p99']:.0f} / {loop['jitter_us']['max']:.0f} us |",
-        f"| adaptation p50 / max (off the control thread) | {sm['adapt_ms']['p50']:.1f} / "
-        f"{sm['adapt_ms']['max']:.1f} ms; outcomes {sm['adapt_outcomes']} |",
-        f"| safety events | {safety} |",
+        markdown_table(["real-time loop", "figure"], loop_rows),
     ]
     return "\n".join(lines)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adapt_robot.reporting.tables import markdown_table
+
 
 def render_gif(
     family_name: str,
@@ -67,12 +69,19 @@ def family_spec(family_name: str) -> str:
         family.action_spec.table(),
         "",
         "## Task parameters",
-        "| name | hidden | range / choices | meaning |",
-        "|---|---|---|---|",
+        markdown_table(
+            ["name", "hidden", "range / choices", "meaning"],
+            [
+                [
+                    f"`{f.name}`",
+                    f.metadata.get("hidden"),
+                    f.metadata.get("choices") or f.metadata.get("range"),
+                    f.metadata["doc"],
+                ]
+                for f in dataclasses.fields(family.params_type)
+            ],
+        ),
     ]
-    for f in dataclasses.fields(family.params_type):
-        rng = f.metadata.get("choices") or f.metadata.get("range")
-        lines.append(f"| `{f.name}` | {f.metadata.get('hidden')} | {rng} | {f.metadata['doc']} |")
     return "\n".join(lines)
 
 
