@@ -20,29 +20,32 @@ no gradient flows through it (training never needs one: the decoder is fitted to
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from adapt_robot.meta.policy import ObsNormalizer, Params, PolicyConfig, normalize_obs
-from adapt_robot.meta.policy_protocol import GaussianHead, State
+from adapt_robot.meta.policy import MemorylessPolicy, ObsNormalizer, Params, PolicyConfig
+from adapt_robot.meta.policy_protocol import State
 from sim.core.family import TaskFamily
 
 DEC_PREFIX = "dec."
 """Name prefix of the decoder ``z -> theta`` parameters."""
 
 
-class ControlLawPolicy(GaussianHead):
-    """The family's control law with ``theta`` decoded from the latent ``context``."""
+class ControlLawPolicy(MemorylessPolicy):
+    """The family's control law with ``theta`` decoded from the latent ``context``.
+
+    The law reads raw observations; :meth:`normalize` (the frozen normaliser) is the
+    identification model's input scaling.
+    """
 
     kind: str = "control_law"
     action_squash: Literal["tanh", "clip"] = "clip"
     """The law's actions are only clipped to the action bounds (no tanh)."""
     numpy_forward: bool = True
     """Export traces :meth:`forward` in TorchDynamo's strict mode (its law is numpy)."""
-    state_dim: int = 0
 
     def __init__(self, family: TaskFamily[Any], cfg: PolicyConfig) -> None:
         if not family.law_params:
@@ -84,10 +87,6 @@ class ControlLawPolicy(GaussianHead):
         del params
         return ["context"]
 
-    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """The (frozen) observation normaliser (the identification model's input scaling)."""
-        return normalize_obs(obs, self.normalizer, self.cfg)
-
     def unit_theta(self, params: Mapping[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         """``theta(z)`` scaled to [-1, 1] over the law's bounds ``[..., P]`` (differentiable)."""
         x = z
@@ -110,11 +109,6 @@ class ControlLawPolicy(GaussianHead):
         """``theta`` in the law's units -> [-1, 1] (the decoder's target)."""
         low, high = np.asarray(self.low), np.asarray(self.high)
         return np.clip(2.0 * (theta - low) / (high - low) - 1.0, -1.0, 1.0)
-
-    def initial_state(self, batch: Sequence[int], dtype: torch.dtype = torch.float32) -> State:
-        """None: the law is memoryless (what it knows of the task is in ``context``)."""
-        del batch, dtype
-        return None
 
     def forward(
         self, params: Mapping[str, torch.Tensor], obs: torch.Tensor, state: State = None

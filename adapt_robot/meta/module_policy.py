@@ -21,14 +21,14 @@ from __future__ import annotations
 import copy
 import importlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
 
 from adapt_robot.config import ConfigError
-from adapt_robot.meta.policy import ObsNormalizer, PolicyConfig, normalize_obs
-from adapt_robot.meta.policy_protocol import GaussianHead, Params, State
+from adapt_robot.meta.policy import MemorylessPolicy, ObsNormalizer, PolicyConfig, policy_input
+from adapt_robot.meta.policy_protocol import Params, State
 
 PREFIX = "net."
 """Name prefix of the module's parameters in ``params``."""
@@ -63,13 +63,12 @@ def input_dim(obs_dim: int, cfg: PolicyConfig) -> int:
     return obs_dim + (cfg.context_dim if cfg.adapt == "context" else 0)
 
 
-class ModulePolicy(GaussianHead):
+class ModulePolicy(MemorylessPolicy):
     """Diagonal Gaussian policy whose mean is a user's ``torch.nn.Module`` (see module docs)."""
 
     kind: str = "module"
     action_squash: Literal["tanh", "clip"] = "tanh"
     numpy_forward: bool = False
-    state_dim: int = 0
 
     def __init__(
         self, module: torch.nn.Module, obs_dim: int, act_dim: int, cfg: PolicyConfig
@@ -147,24 +146,12 @@ class ModulePolicy(GaussianHead):
             return [PREFIX + n for n in head] + ["log_std"]
         return ["context"]
 
-    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Apply the (current or frozen) observation normaliser."""
-        return normalize_obs(obs, self.normalizer, self.cfg)
-
-    def initial_state(self, batch: Sequence[int], dtype: torch.dtype = torch.float32) -> State:
-        """None: a mean network has no memory."""
-        del batch, dtype
-        return None
-
     def forward(
         self, params: Mapping[str, torch.Tensor], obs: torch.Tensor, state: State = None
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
         """``tanh(module(x))`` ``[..., A]`` through ``functional_call``, log std, ``None``."""
         del state
-        x = self.normalize(obs)
-        if self.cfg.adapt == "context":
-            ctx = params["context"].expand(*x.shape[:-1], self.cfg.context_dim)
-            x = torch.cat([x, ctx], dim=-1)
+        x = policy_input(obs, params, self.normalizer, self.cfg)
         weights = {n: params[PREFIX + n] for n in self.names}
         out = torch.func.functional_call(self.module, weights, (x,))
         return torch.tanh(out), params["log_std"], None

@@ -125,13 +125,49 @@ def normalize_obs(obs: torch.Tensor, normalizer: ObsNormalizer, cfg: PolicyConfi
     return torch.clamp((obs - mean) / std, -cfg.obs_clip, cfg.obs_clip) * live
 
 
-class GaussianMLPPolicy(GaussianHead):
+def policy_input(
+    obs: torch.Tensor,
+    params: Mapping[str, torch.Tensor],
+    normalizer: ObsNormalizer,
+    cfg: PolicyConfig,
+) -> torch.Tensor:
+    """The input of a mean network, ``[..., O]`` (``[..., O + context_dim]`` with a context).
+
+    ``obs`` normalised, with the ``context`` parameter appended for ``adapt: context`` (CAVIA).
+    """
+    x = normalize_obs(obs, normalizer, cfg)
+    if cfg.adapt == "context":
+        ctx = params["context"].expand(*x.shape[:-1], cfg.context_dim)
+        x = torch.cat([x, ctx], dim=-1)
+    return x
+
+
+class MemorylessPolicy(GaussianHead):
+    """What the memoryless policies share: state ``None``, the normaliser, the Gaussian maths.
+
+    Subclasses set ``cfg`` and ``normalizer`` and define ``forward``.
+    """
+
+    state_dim: int = 0
+    cfg: PolicyConfig
+    normalizer: ObsNormalizer
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Apply the (current or frozen) observation normaliser."""
+        return normalize_obs(obs, self.normalizer, self.cfg)
+
+    def initial_state(self, batch: Sequence[int], dtype: torch.dtype = torch.float32) -> State:
+        """None: what the policy knows of the task is in its params."""
+        del batch, dtype
+        return None
+
+
+class GaussianMLPPolicy(MemorylessPolicy):
     """Diagonal Gaussian policy; the network is :meth:`forward` over explicit params."""
 
     kind: str = "gaussian_mlp"
     action_squash: Literal["tanh", "clip"] = "tanh"
     numpy_forward: bool = False
-    state_dim: int = 0
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: PolicyConfig) -> None:
         if obs_dim < 1 or act_dim < 1:
@@ -167,24 +203,12 @@ class GaussianMLPPolicy(GaussianHead):
             return [f"l{last}.w", f"l{last}.b", "log_std"]
         return ["context"]
 
-    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Apply the (current or frozen) observation normaliser."""
-        return normalize_obs(obs, self.normalizer, self.cfg)
-
-    def initial_state(self, batch: Sequence[int], dtype: torch.dtype = torch.float32) -> State:
-        """None: the MLP has no memory."""
-        del batch, dtype
-        return None
-
     def forward(
         self, params: Mapping[str, torch.Tensor], obs: torch.Tensor, state: State = None
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
         """Action mean (tanh-squashed) ``[..., A]``, log std ``[A]`` and ``None`` (no memory)."""
         del state
-        x = self.normalize(obs)
-        if self.cfg.adapt == "context":
-            ctx = params["context"].expand(*x.shape[:-1], self.cfg.context_dim)
-            x = torch.cat([x, ctx], dim=-1)
+        x = policy_input(obs, params, self.normalizer, self.cfg)
         act = torch.tanh if self.cfg.activation == "tanh" else torch.relu
         for i in range(self.n_layers):
             x = x @ params[f"l{i}.w"].transpose(-1, -2) + params[f"l{i}.b"]

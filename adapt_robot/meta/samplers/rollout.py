@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -53,8 +53,37 @@ class RolloutPolicy(Protocol):
         ...
 
 
+S = TypeVar("S", bound="SnapshotParams")
+
+
+class SnapshotParams:
+    """The params handling every snapshot shares.
+
+    Mixed into frozen dataclasses that have ``params`` and ``per_task`` fields.
+    """
+
+    params: dict[str, np.ndarray]
+    per_task: bool
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Floating dtype of the parameters (observations are cast to it)."""
+        return np.dtype(self.params["log_std"].dtype)
+
+    def tasks(self: S, lo: int, hi: int) -> S:
+        """The snapshot for tasks ``[lo, hi)`` (a view; shared params are kept whole)."""
+        if not self.per_task:
+            return self
+        return self.with_params({k: v[lo:hi] for k, v in self.params.items()})
+
+    def with_params(self: S, params: dict[str, np.ndarray]) -> S:
+        """The same snapshot with other params."""
+        out: S = replace(cast(Any, self), params=params)
+        return out
+
+
 @dataclass(frozen=True)
-class PolicySnapshot:
+class PolicySnapshot(SnapshotParams):
     """Numpy parameters and normaliser of a Gaussian MLP policy, for acting only."""
 
     params: dict[str, np.ndarray]
@@ -68,21 +97,6 @@ class PolicySnapshot:
     """Normaliser mean in the params' dtype; None when observations are not normalised."""
     obs_std: np.ndarray | None
     obs_clip: float
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """Floating dtype of the parameters (observations are cast to it)."""
-        return np.dtype(self.params["log_std"].dtype)
-
-    def tasks(self, lo: int, hi: int) -> PolicySnapshot:
-        """The snapshot for tasks ``[lo, hi)`` (a view; shared params are kept whole)."""
-        if not self.per_task:
-            return self
-        return replace(self, params={k: v[lo:hi] for k, v in self.params.items()})
-
-    def with_params(self, params: dict[str, np.ndarray]) -> PolicySnapshot:
-        """The same snapshot with other params."""
-        return replace(self, params=params)
 
     def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tanh-squashed mean ``[m, k, A]`` and log std ``[m, A]`` for ``obs [m, k, O]``."""

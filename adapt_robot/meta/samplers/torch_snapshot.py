@@ -10,17 +10,17 @@ to worker processes and Ray actors, which then import torch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from adapt_robot.meta.policy_protocol import Policy
+from adapt_robot.meta.samplers.rollout import SnapshotParams
 
 
 @dataclass(frozen=True)
-class TorchSnapshot:
+class TorchSnapshot(SnapshotParams):
     """Numpy params and the policy that reads them (a :class:`RolloutPolicy`)."""
 
     policy: Policy
@@ -28,21 +28,6 @@ class TorchSnapshot:
     """Name -> array; with a leading task axis ``[m, ...]`` when ``per_task``."""
     per_task: bool
     """Whether ``params`` holds one set per task (else one set shared by all tasks)."""
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """Floating dtype of the parameters (observations are cast to it)."""
-        return np.dtype(self.params["log_std"].dtype)
-
-    def tasks(self, lo: int, hi: int) -> TorchSnapshot:
-        """The snapshot for tasks ``[lo, hi)`` (shared params are kept whole)."""
-        if not self.per_task:
-            return self
-        return replace(self, params={k: v[lo:hi] for k, v in self.params.items()})
-
-    def with_params(self, params: dict[str, np.ndarray]) -> TorchSnapshot:
-        """The same snapshot with other params."""
-        return replace(self, params=params)
 
     def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``[m, k, A]`` and log std ``[m, A]`` for ``obs [m, k, O]``.
