@@ -129,6 +129,10 @@ class DoorFamily(TaskFamily[DoorParams]):
         """``[hinge, opens, press, width]`` of the expert told ``task``."""
         return de.law_params(T.as_door(task))
 
+    def law_window(self, task: DoorParams) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`sim.families.door.expert.law_window`."""
+        return de.law_window(T.as_door(task))
+
     def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """:func:`sim.families.door.expert.door_law`."""
         return de.door_law(obs, theta)
