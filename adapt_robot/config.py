@@ -103,8 +103,38 @@ def check_fields(obj: Any) -> None:
             raise FieldError(f.name, reason)
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, plus YAML 1.2 floats: ``1e-9`` is a number, not the string '1e-9'."""
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # PyYAML built without libyaml: the pure-Python loader, slower
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _Loader(_SafeLoader):
+    """PyYAML's safe loader (the C one where installed), YAML 1.2 floats, no duplicate keys.
+
+    ``1e-9`` is a number, not the string '1e-9'; a key given twice in one mapping is an error
+    (PyYAML keeps the last silently).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """As PyYAML's, but a key given twice in one mapping is a ``ConstructorError``."""
+        self.flatten_mapping(node)
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = key in first
+            except TypeError:  # unhashable: PyYAML's own error follows
+                continue
+            if seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (first on line {first[key] + 1})",
+                    key_node.start_mark,
+                )
+            first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -115,7 +145,7 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    """Parse YAML text with :class:`_Loader` (safe, YAML 1.2 floats)."""
+    """Parse YAML text with :class:`_Loader` (safe, YAML 1.2 floats, no duplicate keys)."""
     return yaml.load(text, Loader=_Loader)
 
 

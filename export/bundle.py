@@ -156,7 +156,8 @@ def export_bundle(
     tmp.chmod(0o755)  # mkdtemp makes it 0700; a bundle is an ordinary directory
     try:
         _write(tmp, run, run_path, n, fp16, seed, acceptance or AcceptanceConfig())
-        bf.load_bundle(tmp)  # read back with the runtime's reader: hashes, shapes, version
+        bf.seal(tmp)  # bundle.lock, the last file written: manifest and file hashes
+        bf.load_bundle(tmp)  # read back with the runtime's reader: lock, hashes, shapes, version
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

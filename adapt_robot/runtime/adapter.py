@@ -94,8 +94,8 @@ class OnlineAdapter:
         self.providers = resolve_providers(providers)
         settings = SessionSettings()
         b = self.bundle
-        policy_session = create_session(b.graph_path("policy"), self.providers, settings)
-        step_session = create_session(b.graph_path("adapt_step"), self.providers, settings)
+        policy_session = create_session(b.graph_bytes("policy"), self.providers, settings)
+        step_session = create_session(b.graph_bytes("adapt_step"), self.providers, settings)
         self._inner = InnerLoop(step_session, m, b.lrs, safety)
         o, a = m.observation.dim, m.action.dim
         self._meta: dict[str, np.ndarray] = dict(b.params)
@@ -133,7 +133,7 @@ class OnlineAdapter:
         self._reward_out = np.zeros(1, dtype=np.float32)
         self._success_out = np.zeros(1, dtype=bool)
         if b.has_reward:
-            reward_session = create_session(b.graph_path("reward"), self.providers, settings)
+            reward_session = create_session(b.graph_bytes("reward"), self.providers, settings)
             self._reward = BoundRunner(
                 reward_session,
                 {

@@ -1,16 +1,23 @@
 """``Bundle``: a verified, read-only bundle in memory (manifest, parameters, graph files).
 
-:meth:`Bundle.load` runs :func:`adapt_robot.runtime.bundle_format.load_bundle` (format version,
-sha256 of every file, parameter names, shapes and dtypes), then opens every graph with ONNX
-Runtime and checks its declared inputs and outputs against the manifest: names and order, and
+:meth:`Bundle.load` runs :func:`adapt_robot.runtime.bundle_format.read_bundle` (``bundle.lock``,
+format version, sha256 of every file, parameter names, shapes and dtypes), then opens every
+graph with ONNX Runtime from the bytes it verified and checks its declared inputs and outputs
+against the manifest: names and order, and
 every static dimension (parameter shapes, observation and action sizes, the fixed batch
 capacity of ``adapt_step.onnx``). Any mismatch is a :class:`BundleError` naming the file and the
 field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs. The
 manifest's acceptance settings are the adapter's default limits (:attr:`Bundle.safety`).
+
+A loaded bundle is immutable: it keeps the verified bytes of its graphs
+(:meth:`Bundle.graph_bytes`), and :class:`~adapt_robot.runtime.adapter.OnlineAdapter` builds
+its sessions from them, so a bundle re-exported in place (or damaged) under a loaded one is
+never half-read: the next :meth:`Bundle.load` sees the new one whole, or refuses it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +33,7 @@ from adapt_robot.runtime.bundle_format import (
     PARAMS_NPZ,
     BundleError,
     Manifest,
-    load_bundle,
+    read_bundle,
 )
 from adapt_robot.runtime.safety import SafetyConfig
 from adapt_robot.runtime.sessions import CPU, SessionSettings, create_session
@@ -136,10 +143,14 @@ def _check_side(
             raise BundleError(f"{where}: {side[:-1]} {name}: type {arg.type}, expected {kind}")
 
 
-def check_graph(path: Path, manifest: Manifest, key: str) -> None:
-    """Open ``path`` with ONNX Runtime (CPU) and check its I/O against the manifest."""
+def check_graph(path: Path, manifest: Manifest, key: str, model: bytes | None = None) -> None:
+    """Open graph ``path`` (or its bytes ``model``) with ONNX Runtime (CPU); check its I/O.
+
+    The inputs and outputs must be those :func:`expected_io` derives from the manifest.
+    """
     try:
-        session = create_session(path, [CPU], SessionSettings(optimization="disable"))
+        source = path if model is None else model
+        session = create_session(source, [CPU], SessionSettings(optimization="disable"))
     except Exception as err:  # ORT raises several pybind11 types for unreadable models
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise BundleError(
@@ -173,6 +184,8 @@ class Bundle:
     """Meta-parameters in canonical order (read-only float32 arrays)."""
     lrs: Mapping[str, np.ndarray]
     """Inner learning rate of each adapted parameter, keyed by the parameter's name."""
+    blobs: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    """The verified bytes of every file the manifest lists (empty for a hand-built Bundle)."""
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -185,7 +198,8 @@ class Bundle:
     def load(cls, path: str | Path) -> Bundle:
         """Load and verify a bundle directory (see the module docstring); raises BundleError."""
         root = Path(path)
-        manifest, arrays = load_bundle(root)
+        verified = read_bundle(root)
+        manifest, arrays, blobs = verified.manifest, verified.arrays, verified.blobs
         source = root / MANIFEST
         for key in REQUIRED_GRAPHS:
             if key not in manifest.graphs:
@@ -195,7 +209,7 @@ class Bundle:
                 f"{source}: graphs.reward: missing field (observation_reward is true)"
             )
         for key, spec in manifest.graphs.items():
-            check_graph(root / spec.file, manifest, key)
+            check_graph(root / spec.file, manifest, key, blobs[spec.file])
         params_file = root / PARAMS_NPZ
         for key, value in arrays.items():
             if not np.all(np.isfinite(value)):
@@ -209,6 +223,7 @@ class Bundle:
             manifest=manifest,
             params=_frozen({n: arrays[n] for n in names}),
             lrs=_frozen(lrs),
+            blobs=types.MappingProxyType(dict(blobs)),
         )
 
     @property
@@ -226,6 +241,11 @@ class Bundle:
         if key not in self.manifest.graphs:
             raise KeyError(f"{self.root / MANIFEST}: graphs.{key}: not in this bundle")
         return self.root / self.manifest.graphs[key].file
+
+    def graph_bytes(self, key: str) -> bytes | Path:
+        """Graph ``key`` as verified at load (its bytes), or its path for a hand-built Bundle."""
+        path = self.graph_path(key)
+        return self.blobs.get(self.manifest.graphs[key].file, path)
 
     @property
     def has_reward(self) -> bool:

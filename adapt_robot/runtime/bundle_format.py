@@ -2,6 +2,7 @@
 
 A bundle is a directory written by ``export/`` and read on the robot::
 
+    bundle.lock        sha256 of manifest.yaml and of every file it lists, one digest over all
     manifest.yaml      this module's :class:`Manifest`, as YAML
     policy.onnx        obs + params -> action mean, log std
     adapt_step.onnx    params + rates + batch -> new adapted params, loss, grad norm
@@ -12,9 +13,12 @@ A bundle is a directory written by ``export/`` and read on the robot::
 Every field is documented in ``docs/bundle_format.md``. The manifest is validated by the same
 validator as launch files (:func:`adapt_robot.config.build`): field types, the bounds declared
 on the dataclasses below and the relations their ``__post_init__`` checks. :func:`load_bundle`
+checks ``bundle.lock`` first (the manifest's own sha256 and the digest over every file), then
 refuses a bundle whose format version, fields, file hashes or parameter shapes do not match,
-with an error naming the file, the field and what was expected. Export writes the manifest
-with :func:`write_manifest`; the runtime reads it with :func:`load_bundle`. No torch or onnx
+with an error naming the file, the field and what was expected. Every file is read once, with
+a size limit, from inside the bundle directory (:mod:`adapt_robot.runtime.bundle_files`), and
+what is checked is what is used. Export writes the manifest with :func:`write_manifest`, then
+the lock with :func:`seal`; the runtime reads it with :func:`load_bundle`. No torch or onnx
 import here: this runs on the robot.
 
 The inner rates are stored once, as ``lr.*`` in ``params.npz``; summaries are derived from
@@ -35,18 +39,29 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
-from adapt_robot.config import ConfigError, FieldError, bounds, build, parse_yaml
+from adapt_robot.config import ConfigError, FieldError, bounds, build
 from adapt_robot.errors import BundleError
 from adapt_robot.limits import MAX_INNER_STEPS
+from adapt_robot.runtime.bundle_files import (
+    LOCK,
+    MAX_PARAM_BYTES,
+    PLAIN_NAME,
+    REEXPORT,
+    npz_arrays,
+    parse_strict_yaml,
+    read_lock,
+    read_member,
+    sha256_bytes,
+    write_lock,
+)
 from adapt_robot.runtime.safety import AcceptanceConfig
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bundle format version written by this code; a bundle with another version is refused.
 
-2: ``acceptance`` section added, ``inner_loop.lr_summary`` dropped (derived from ``params.npz``),
-every field type-checked and bounded."""
-REEXPORT = "re-export the bundle with this adapt-robot: adapt-robot export RUN_DIR -o BUNDLE"
-"""What to do about a bundle this reader refuses for its version or its fields."""
+3: ``bundle.lock`` (sha256 of the manifest and every file, one digest over them) written last
+and checked first. 2: ``acceptance`` section added, ``inner_loop.lr_summary`` dropped (derived
+from ``params.npz``), every field type-checked and bounded."""
 MANIFEST = "manifest.yaml"
 POLICY_ONNX = "policy.onnx"
 POLICY_FP16_ONNX = "policy_fp16.onnx"
@@ -226,7 +241,7 @@ class InnerLoopSpec:
     the robot's own transitions, no reward; the latent learner adapts ``context``)."""
 
 
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_PLAIN_NAME = PLAIN_NAME
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -365,74 +380,125 @@ def parse_manifest(data: Any, source: str = MANIFEST) -> Manifest:
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate ``manifest.yaml`` (no file checks; see :func:`load_bundle`)."""
+    """Read and validate ``manifest.yaml`` alone (no lock or file checks; see :func:`load_bundle`).
+
+    Read as :func:`load_bundle` reads it: size-limited, confined to its directory, strict YAML.
+    """
     p = Path(path)
     if not p.is_file():
         raise BundleError(f"{p}: no manifest")
-    try:
-        data = parse_yaml(p.read_text())
-    except yaml.YAMLError as err:
-        raise BundleError(f"{p}: not valid YAML: {err}") from err
-    return parse_manifest(data, str(p))
+    root = p.parent.resolve()
+    return _parse_manifest_bytes(read_member(root, p.name, "the bundle"), str(p))
 
 
-def verify_files(bundle_dir: str | Path, manifest: Manifest) -> None:
-    """Every file the manifest lists exists and has its sha256; every graph is listed."""
-    root = Path(bundle_dir)
+def _parse_manifest_bytes(data: bytes, source: str) -> Manifest:
+    return parse_manifest(parse_strict_yaml(data, source), source)
+
+
+def verify_files(root: Path, manifest: Manifest, locked: Mapping[str, str]) -> dict[str, bytes]:
+    """The bytes of every file the manifest lists, each matching its sha256 (``root`` resolved).
+
+    ``locked`` are ``bundle.lock``'s entries, which must list the same files and digests.
+    """
+    source = root / MANIFEST
     for g_name, g in manifest.graphs.items():
         if g.file not in manifest.files:
-            raise BundleError(f"{root / MANIFEST}: graphs.{g_name}.file: {g.file} not in files")
+            raise BundleError(f"{source}: graphs.{g_name}.file: {g.file} not in files")
     if PARAMS_NPZ not in manifest.files:
-        raise BundleError(f"{root / MANIFEST}: files.{PARAMS_NPZ}: missing field")
+        raise BundleError(f"{source}: files.{PARAMS_NPZ}: missing field")
+    others = {k: v for k, v in locked.items() if k != MANIFEST}
+    if others != manifest.files:
+        differ = sorted(set(others) ^ set(manifest.files))
+        name = (differ or sorted(k for k in others if others[k] != manifest.files[k]))[0]
+        raise BundleError(
+            f"{source}: files.{name}: {manifest.files.get(name)!r}, {LOCK} says "
+            f"{others.get(name)!r}; the manifest and the lock were not written together: "
+            f"{REEXPORT}"
+        )
+    blobs: dict[str, bytes] = {}
     for name, digest in manifest.files.items():
-        p = root / name
-        if not p.is_file():
-            raise BundleError(f"{p}: listed in {MANIFEST} files but missing")
-        got = sha256_file(p)
+        data = read_member(root, name, f"{MANIFEST} files")
+        got = sha256_bytes(data)
         if got != digest:
             raise BundleError(
-                f"{p}: sha256 {got} does not match {MANIFEST} files.{name} ({digest}); the file "
-                "was changed or corrupted after export"
+                f"{root / name}: sha256 {got} does not match {MANIFEST} files.{name} ({digest}); "
+                f"the file was changed or corrupted after export: {REEXPORT}"
             )
+        blobs[name] = data
+    return blobs
 
 
-def load_params(bundle_dir: str | Path, manifest: Manifest) -> dict[str, np.ndarray]:
-    """``params.npz`` as an ordered dict, checked against the manifest's names, shapes, dtypes.
+def load_params(bundle_dir: str | Path, manifest: Manifest, blob: bytes) -> dict[str, np.ndarray]:
+    """``params.npz`` (its verified bytes ``blob``) as an ordered dict, checked first.
 
-    Parameters come first in canonical order, then the inner rates ``lr.<name>`` of the adapted
-    parameters (scalar, or shaped as the parameter with Meta-SGD).
+    Names, shapes and dtypes are checked against the manifest before any array is
+    decompressed. Parameters come first in canonical order, then the inner rates ``lr.<name>``
+    of the adapted parameters (scalar, or shaped as the parameter with Meta-SGD).
     """
     p = Path(bundle_dir) / PARAMS_NPZ
-    with np.load(p, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    out: dict[str, np.ndarray] = {}
     per_param = manifest.inner_loop.lr_mode == "per_parameter"
+    expected: dict[str, tuple[list[int], str]] = {}
     for spec in manifest.parameters:
-        expected: list[tuple[str, list[int]]] = [(spec.name, spec.shape)]
+        expected[spec.name] = (spec.shape, spec.dtype)
+    for spec in manifest.parameters:
         if spec.adapted:
-            expected.append((LR_PREFIX + spec.name, spec.shape if per_param else []))
-        for key, shape in expected:
-            if key not in arrays:
-                raise BundleError(f"{p}: {key}: missing array (manifest parameters lists it)")
-            a = arrays.pop(key)
-            if list(a.shape) != list(shape) or str(a.dtype) != spec.dtype:
-                raise BundleError(
-                    f"{p}: {key}: shape {list(a.shape)} dtype {a.dtype}, manifest says "
-                    f"{list(shape)} {spec.dtype}"
-                )
-            out[key] = a
-    if arrays:
-        raise BundleError(f"{p}: {sorted(arrays)[0]}: array not in the manifest's parameters")
-    ordered = {s.name: out[s.name] for s in manifest.parameters}
-    ordered.update({k: v for k, v in out.items() if k.startswith(LR_PREFIX)})
-    return ordered
+            expected[LR_PREFIX + spec.name] = (spec.shape if per_param else [], spec.dtype)
+    total = sum(math.prod(shape) * 4 for shape, _ in expected.values())
+    if total > MAX_PARAM_BYTES:
+        raise BundleError(
+            f"{Path(bundle_dir) / MANIFEST}: parameters: {total} bytes of float32 arrays, above "
+            f"the {MAX_PARAM_BYTES}-byte limit (docs/bundle_format.md); {REEXPORT}"
+        )
+    return npz_arrays(blob, str(p), expected)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class VerifiedFiles:
+    """A bundle as :func:`read_bundle` verified it: what it checked is what is used."""
+
+    root: Path
+    """The bundle directory, resolved."""
+    manifest: Manifest
+    """The validated manifest."""
+    arrays: dict[str, np.ndarray]
+    """``params.npz``: parameters in canonical order, then the ``lr.*`` rates."""
+    blobs: dict[str, bytes]
+    """The bytes of every file the manifest lists, as hashed."""
+
+
+def read_bundle(bundle_dir: str | Path) -> VerifiedFiles:
+    """Load and verify a bundle: lock, version, fields, sha256 of every file, parameter shapes.
+
+    In order: ``bundle.lock`` (its digest, then the manifest's sha256), the manifest's fields,
+    every listed file (confined, size-limited, hashed), ``params.npz``'s directory and headers,
+    then its arrays. Raises :class:`BundleError` naming the file and field.
+    """
+    given = Path(bundle_dir)
+    if not given.is_dir():
+        raise BundleError(f"{given}: not a bundle directory")
+    root = given.resolve()
+    locked = read_lock(root, FORMAT_VERSION, MANIFEST)
+    raw = read_member(root, MANIFEST, LOCK)
+    got = sha256_bytes(raw)
+    if got != locked[MANIFEST]:
+        raise BundleError(
+            f"{given / MANIFEST}: sha256 {got} does not match {LOCK} ({locked[MANIFEST]}): the "
+            f"manifest was edited after export; {REEXPORT}"
+        )
+    manifest = _parse_manifest_bytes(raw, str(given / MANIFEST))
+    blobs = verify_files(root, manifest, locked)
+    arrays = load_params(given, manifest, blobs[PARAMS_NPZ])
+    return VerifiedFiles(root=root, manifest=manifest, arrays=arrays, blobs=blobs)
 
 
 def load_bundle(bundle_dir: str | Path) -> tuple[Manifest, dict[str, np.ndarray]]:
-    """Load and verify a bundle: version, sha256 of every file, parameter shapes and dtypes."""
-    root = Path(bundle_dir)
-    if not root.is_dir():
-        raise BundleError(f"{root}: not a bundle directory")
+    """:func:`read_bundle`'s manifest and ``params.npz`` arrays."""
+    verified = read_bundle(bundle_dir)
+    return verified.manifest, verified.arrays
+
+
+def seal(bundle_dir: str | Path) -> None:
+    """Write ``bundle.lock`` for the manifest and every file it lists (export's last write)."""
+    root = Path(bundle_dir).resolve()
     manifest = load_manifest(root / MANIFEST)
-    verify_files(root, manifest)
-    return manifest, load_params(root, manifest)
+    write_lock(root, [MANIFEST, *manifest.files], FORMAT_VERSION)

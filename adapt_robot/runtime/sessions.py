@@ -135,10 +135,15 @@ def resolve_providers(
 
 
 def create_session(
-    path: str | Path, providers: Sequence[str], settings: SessionSettings
+    model: str | Path | bytes, providers: Sequence[str], settings: SessionSettings
 ) -> ort.InferenceSession:
-    """An inference session of ``path`` on ``providers`` (full names, see above)."""
-    return ort.InferenceSession(str(path), settings.session_options(), providers=list(providers))
+    """An inference session of ``model`` (a path, or the graph's bytes) on ``providers``.
+
+    ``providers`` are full names (see above). Bytes are what :class:`Bundle` verified: a file
+    replaced after the load is never opened.
+    """
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, settings.session_options(), providers=list(providers))
 
 
 class BoundRunner:

@@ -156,3 +156,14 @@ def test_check_fields_holds_code_built_configs_to_the_file_bounds() -> None:
         build(Limits, {"tags": {"a": "x"}}, "lim")
     with pytest.raises(ConfigError, match=r"lim\.bound: expected a finite number, got nan"):
         build(Limits, {"bound": math.nan}, "lim")
+
+
+def test_a_duplicate_key_is_an_error_naming_it_and_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("seed: 1\nalgo:\n  inner_lr: 0.1\n  inner_lr: 0.5\n")
+    with pytest.raises(
+        ConfigError, match=r"(?s)not valid YAML.*'inner_lr' twice \(first on line 3"
+    ):
+        load_yaml(path)
+    path.write_text("algo: {inner_lr: 0.1}\nother: {inner_lr: 0.5}\n")  # other mappings: fine
+    assert load_yaml(path) == {"algo": {"inner_lr": 0.1}, "other": {"inner_lr": 0.5}}

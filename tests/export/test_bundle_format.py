@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from adapt_robot.runtime import bundle_format as bf
+from tests.export.conftest import relock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +59,7 @@ def _edit(bundle: Path, edit: object) -> None:
     data = yaml.safe_load(path.read_text())
     edit(data)  # type: ignore[operator]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    relock(bundle, data)
 
 
 @pytest.mark.parametrize(
@@ -115,40 +117,40 @@ def test_unknown_field_is_refused(bundle_copy: Path) -> None:
         bf.load_bundle(bundle_copy)
 
 
-def test_reader_imports_numpy_and_yaml_only() -> None:
-    tree = ast.parse((ROOT / "adapt_robot" / "runtime" / "bundle_format.py").read_text())
-    roots = set()
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """Top-level packages ``path`` imports, and the ``adapt_robot`` modules among them."""
+    tree = ast.parse(path.read_text())
+    roots, ours = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             roots |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             roots.add(node.module.split(".")[0])
-    assert roots <= {
-        "__future__",
-        "dataclasses",
-        "hashlib",
-        "collections",
-        "math",
-        "pathlib",
-        "re",
-        "typing",
-        "numpy",
-        "yaml",
-        "adapt_robot",
-    }
-    ours = {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("adapt_robot")
-    }
-    # The launch-file validator, the shared limits, the acceptance settings and the project's
-    # error types: torch-free.
+            if node.module.startswith("adapt_robot"):
+                ours.add(node.module)
+    return roots, ours
+
+
+STDLIB = {"__future__", "dataclasses", "hashlib", "collections", "math", "pathlib", "re", "typing"}
+
+
+def test_reader_imports_numpy_and_yaml_only() -> None:
+    runtime = ROOT / "adapt_robot" / "runtime"
+    roots, ours = _imports(runtime / "bundle_format.py")
+    assert roots <= {*STDLIB, "numpy", "yaml", "adapt_robot"}
+    # The launch-file validator, the shared limits, the acceptance settings, the bounded file
+    # reader and the project's error types: torch-free.
     assert ours == {
         "adapt_robot.config",
         "adapt_robot.errors",
         "adapt_robot.limits",
+        "adapt_robot.runtime.bundle_files",
         "adapt_robot.runtime.safety",
     }
+    roots, ours = _imports(runtime / "bundle_files.py")
+    files_stdlib = {"io", "json", "os", "stat", "zipfile", "zlib"}
+    assert roots <= {*STDLIB, *files_stdlib, "numpy", "yaml", "adapt_robot"}
+    assert ours == {"adapt_robot.config", "adapt_robot.errors"}
 
 
 def test_reader_loads_a_bundle_without_torch_or_onnx(smoke_bundle: Path) -> None:

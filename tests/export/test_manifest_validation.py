@@ -13,6 +13,7 @@ import yaml
 
 from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.safety import AcceptanceConfig
+from tests.export.conftest import relock
 
 
 def _set(*keys: str | int, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -127,6 +128,7 @@ def test_bad_manifest_field_names_file_field_and_the_fix(
     data = yaml.safe_load(path.read_text())
     edit(data)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    relock(bundle_copy, data)
     with pytest.raises(bf.BundleError, match=rf"{path}: {message}") as info:
         bf.load_bundle(bundle_copy)
     assert "adapt-robot export RUN_DIR -o BUNDLE" in str(info.value)
@@ -147,7 +149,8 @@ def test_export_writes_the_acceptance_rule_and_no_second_copy_of_the_rates(
     smoke_bundle: Path,
 ) -> None:
     data = yaml.safe_load((smoke_bundle / bf.MANIFEST).read_text())
-    assert data["format_version"] == bf.FORMAT_VERSION == 2
+    assert data["format_version"] == bf.FORMAT_VERSION == 3
+    assert (smoke_bundle / "bundle.lock").is_file()
     assert data["acceptance"] == {
         "max_update_norm": 10.0,
         "reject_loss_increase": True,

@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from adapt_robot.runtime import sha256_file
+from adapt_robot.runtime.bundle_files import write_lock
+from adapt_robot.runtime.bundle_format import FORMAT_VERSION
 
 
 @pytest.fixture
@@ -26,10 +28,20 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
 
 
 def write_manifest(bundle: Path, data: dict[str, Any], *, rehash: bool = True) -> None:
-    """Write ``data`` as the manifest; with ``rehash`` the file hashes are recomputed first."""
+    """Write ``data`` as the manifest; with ``rehash`` the file hashes are recomputed first.
+
+    ``bundle.lock`` is written again too (as a bad export would), so the damage under test is
+    what the reader meets, not the lock's refusal of an edited manifest.
+    """
     if rehash:
         data["files"] = {name: sha256_file(bundle / name) for name in data["files"]}
     (bundle / "manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    relock(bundle, list(data["files"]))
+
+
+def relock(bundle: Path, files: list[str]) -> None:
+    """Write ``bundle.lock`` over the manifest and ``files`` as they are now."""
+    write_lock(bundle.resolve(), ["manifest.yaml", *files], FORMAT_VERSION)
 
 
 def rehash(bundle: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from adapt_robot.runtime import Bundle, BundleError
+from adapt_robot.runtime.bundle_format import FORMAT_VERSION
 from tests.runtime.conftest import edit_params, read_manifest, rehash, write_manifest
 
 
@@ -92,9 +93,9 @@ def test_non_finite_parameter_is_refused(point_bundle_copy: Path) -> None:
 
 def test_format_version_from_the_future(point_bundle_copy: Path) -> None:
     data = read_manifest(point_bundle_copy)
-    data["format_version"] = 3
+    data["format_version"] = FORMAT_VERSION + 1
     write_manifest(point_bundle_copy, data)
-    refused(point_bundle_copy, "manifest.yaml", "format_version", "version 3")
+    refused(point_bundle_copy, "manifest.yaml", "format_version", f"version {FORMAT_VERSION + 1}")
 
 
 def test_version_1_bundle_is_refused_with_how_to_re_export_it(point_bundle_copy: Path) -> None:
@@ -105,7 +106,8 @@ def test_version_1_bundle_is_refused_with_how_to_re_export_it(point_bundle_copy:
     write_manifest(point_bundle_copy, data)
     refused(
         point_bundle_copy,
-        "manifest.yaml: format_version: bundle has version 1, this adapt-robot reads version 2",
+        "manifest.yaml: format_version: bundle has version 1, this adapt-robot reads version "
+        f"{FORMAT_VERSION}",
         "adapt-robot export RUN_DIR -o BUNDLE",
     )
 
