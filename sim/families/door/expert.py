@@ -21,7 +21,8 @@ drags the handle off its arc). ``press`` acts by its sign alone (0 does not pres
 
 Each step the phase is decided from observed quantities, in this order:
 
-- ``release``: the door is open past ``GOAL``, or past ``RELEASED_ANGLE`` with the fingers off
+- ``release``: the door is open past ``GOAL`` (or past the success angle with the grip point
+  at the edge of the workspace, ``EDGE``), or past ``RELEASED_ANGLE`` with the fingers off
   the post and the grip point ``RELEASED_RISE`` above the handle (the law already let go):
   open the fingers and lift ``LIFT`` above the handle (holding a door that still swings would
   brake it or drag it off its arc, and trip the protective stop);
@@ -103,6 +104,13 @@ means the law has let go: it stays in ``release`` while a sprung door swings bac
 angle (a memoryless law cannot tell that it already opened the door)."""
 RELEASED_RISE = 0.04
 """Height (m) above the handle from which the grip point counts as lifted clear."""
+EDGE = 0.005
+"""Distance (m) from a horizontal workspace bound at which the grip point counts as at the edge:
+past the success angle the law then lets go (the door cannot follow its arc any further, and
+pulling on would wind the target up into a protective stop)."""
+_REACH_X = (float(gripper.WORKSPACE_LOW[0]) + EDGE, float(gripper.WORKSPACE_HIGH[0]) - EDGE)
+_REACH_Y = (float(gripper.WORKSPACE_LOW[1]) + EDGE, float(gripper.WORKSPACE_HIGH[1]) - EDGE)
+"""Horizontal workspace inside ``EDGE`` (Python floats: a traced law must not read arrays)."""
 SIGN_FULL = 0.5
 """Magnitude of the ``hinge`` and ``opens`` entries from which the law acts fully on their sign."""
 
@@ -198,7 +206,14 @@ def _phases(
     miss = np.sqrt(rel[:, 0:1] ** 2 + rel[:, 1:2] ** 2)
     height = rel[:, 2:3]
     holding = np.min(o[:, _TOUCH], axis=1, keepdims=True) > TOUCH_FIRM
-    released = (angle >= GOAL) | ((angle >= RELEASED_ANGLE) & (height > RELEASED_RISE) & ~holding)
+    edge = (
+        (ee[:, 0:1] < _REACH_X[0])
+        | (ee[:, 0:1] > _REACH_X[1])
+        | (ee[:, 1:2] < _REACH_Y[0])
+        | (ee[:, 1:2] > _REACH_Y[1])
+    )
+    done = (angle >= GOAL) | ((angle >= T.SUCCESS_ANGLE) & edge)
+    released = done | ((angle >= RELEASED_ANGLE) & (height > RELEASED_RISE) & ~holding)
     early = press & (angle < PRESSED_UNTIL)
     pressing = holding & early & (lever < PRESS_ANGLE) & ~released
     opening = holding & ~pressing & ~released
