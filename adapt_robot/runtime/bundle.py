@@ -3,10 +3,11 @@
 :meth:`Bundle.load` runs :func:`adapt_robot.runtime.bundle_format.read_bundle` (``bundle.lock``,
 format version, sha256 of every file, parameter names, shapes and dtypes), then opens every
 graph with ONNX Runtime from the bytes it verified and checks its declared inputs and outputs
-against the manifest: names and order, and
-every static dimension (parameter shapes, observation and action sizes, the fixed batch
-capacity of ``adapt_step.onnx``). Any mismatch is a :class:`BundleError` naming the file and the
-field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs. The
+against the manifest: names and order, and every static dimension (parameter shapes,
+observation and action sizes, the fixed batch capacity of ``adapt_step.onnx``); then the facts
+export recorded in each graph's metadata (family, space names, action bounds, adapted subset,
+which graph: :func:`check_metadata`). Any mismatch is a :class:`BundleError` naming the file
+and the field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs. The
 manifest's acceptance settings are the adapter's default limits (:attr:`Bundle.safety`).
 
 A loaded bundle is immutable: it keeps the verified bytes of its graphs
@@ -18,6 +19,8 @@ never half-read: the next :meth:`Bundle.load` sees the new one whole, or refuses
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,10 +30,12 @@ import numpy as np
 import onnxruntime as ort
 
 from adapt_robot.runtime.bundle_format import (
+    FORMAT_VERSION,
     LR_PREFIX,
     MANIFEST,
     NEW_PREFIX,
     PARAMS_NPZ,
+    REEXPORT,
     BundleError,
     Manifest,
     read_bundle,
@@ -143,6 +148,61 @@ def _check_side(
             raise BundleError(f"{where}: {side[:-1]} {name}: type {arg.type}, expected {kind}")
 
 
+def _metadata_expected(manifest: Manifest, key: str) -> dict[str, tuple[object, str]]:
+    """``metadata_props`` key -> (value the graph must carry, manifest field it comes from)."""
+    m = manifest
+    return {
+        "adapt_robot.format_version": (str(FORMAT_VERSION), "format_version"),
+        "adapt_robot.family": (m.family, "family"),
+        "adapt_robot.obs_names": (list(m.observation.names), "observation.names"),
+        "adapt_robot.action_names": (list(m.action.names), "action.names"),
+        "adapt_robot.action_low": (list(m.action.low), "action.low"),
+        "adapt_robot.action_high": (list(m.action.high), "action.high"),
+        "adapt_robot.adapt": (m.policy.adapt, "policy.adapt"),
+        "graph": (key, f"graphs.{key}"),
+    }
+
+
+def _same(got: object, want: object) -> bool:
+    if isinstance(want, list):
+        return (
+            isinstance(got, list)
+            and len(got) == len(want)
+            and all(_same(g, w) for g, w in zip(got, want, strict=True))
+        )
+    if isinstance(want, float):
+        ok = isinstance(got, int | float) and not isinstance(got, bool)
+        return ok and math.isclose(float(got), want, rel_tol=1e-6, abs_tol=1e-9)  # type: ignore[arg-type]
+    return got == want
+
+
+def check_metadata(path: Path, manifest: Manifest, key: str, meta: Mapping[str, str]) -> None:
+    """The facts export recorded in the graph (``metadata_props``) agree with the manifest.
+
+    What ties a graph to its manifest beyond its inputs and outputs: the family, the spaces'
+    names, the action bounds built into it, the adapted subset and which graph it is. A graph
+    from another export, or a manifest whose bounds were widened after the graphs were built,
+    is refused naming both values.
+    """
+    for name, (want, field) in _metadata_expected(manifest, key).items():
+        if name not in meta:
+            raise BundleError(
+                f"{path}: metadata {name}: missing (export writes it into every graph); the "
+                f"graph was not written by this bundle's export: {REEXPORT}"
+            )
+        raw = meta[name]
+        try:
+            got: object = raw if isinstance(want, str) else json.loads(raw)
+        except ValueError:
+            got = raw
+        if not _same(got, want):
+            raise BundleError(
+                f"{path}: metadata {name}: {got!r}, but {MANIFEST} {field} is {want!r}; the "
+                f"graph belongs to another export (or the manifest was changed after the graphs "
+                f"were built): {REEXPORT}"
+            )
+
+
 def check_graph(path: Path, manifest: Manifest, key: str, model: bytes | None = None) -> None:
     """Open graph ``path`` (or its bytes ``model``) with ONNX Runtime (CPU); check its I/O.
 
@@ -161,6 +221,7 @@ def check_graph(path: Path, manifest: Manifest, key: str, model: bytes | None = 
     spec = manifest.graphs[key]
     _check_side(path, "inputs", session.get_inputs(), inputs, list(spec.inputs))
     _check_side(path, "outputs", session.get_outputs(), outputs, list(spec.outputs))
+    check_metadata(path, manifest, key, session.get_modelmeta().custom_metadata_map)
 
 
 def _frozen(arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:

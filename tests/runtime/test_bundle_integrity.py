@@ -363,3 +363,32 @@ def test_a_loaded_bundle_keeps_the_graphs_it_verified(point_bundle_copy: Path) -
     with OnlineAdapter(bundle, deterministic=True, auto_adapt=False) as adapter:
         np.testing.assert_array_equal(adapter.act(obs), before)
     refused(point_bundle_copy, "sha256", "changed or corrupted after export")  # a fresh load
+
+
+# ------------------------------------------------------------------------------ graph metadata
+@pytest.mark.parametrize(
+    ("section", "key", "value", "fragment"),
+    [
+        ("action", "high", [6.0, 6.0], "adapt_robot.action_high"),
+        ("action", "low", [-0.5, -0.5], "adapt_robot.action_low"),
+        ("action", "names", ["a", "b"], "adapt_robot.action_names"),
+        ("observation", "names", ["x", "y"], "adapt_robot.obs_names"),
+        ("policy", "adapt", "head", "adapt_robot.adapt"),
+    ],
+)
+def test_graph_metadata_must_agree_with_the_manifest(
+    point_bundle_copy: Path, section: str, key: str, value: object, fragment: str
+) -> None:
+    """Bounds widened (or anything else the graphs were built for changed) in a re-locked
+    manifest: the graphs' own record says otherwise, and the bundle is refused."""
+    data = read_manifest(point_bundle_copy)
+    data[section][key] = value
+    write_manifest(point_bundle_copy, data)
+    refused(point_bundle_copy, "policy.onnx", fragment, "belongs to another export")
+
+
+def test_a_graph_told_it_is_another_graph_is_refused(point_bundle_copy: Path) -> None:
+    data = read_manifest(point_bundle_copy)
+    data["family"] = "door"
+    write_manifest(point_bundle_copy, data)
+    refused(point_bundle_copy, "adapt_robot.family", "'point'", "'door'")
