@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import math
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -374,9 +375,39 @@ def parse_manifest(data: Any, source: str = MANIFEST) -> Manifest:
             "it)"
         )
     try:
+        _require_every_field(Manifest, data, "")
         return build(Manifest, data)
     except ConfigError as err:
         raise BundleError(f"{source}: {err}; {REEXPORT}") from None
+
+
+def _require_every_field(cls: type, data: Any, where: str) -> None:
+    """Every field of ``cls`` (and of its dataclass fields, recursively) is present in ``data``.
+
+    The dataclasses give some fields defaults for code that builds them; a manifest must still
+    state them all (export writes every one), so nothing on the device comes from a default.
+    Wrong types are left to :func:`adapt_robot.config.build`.
+    """
+    if not isinstance(data, Mapping):
+        return
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{where}.{f.name}" if where else f.name
+        if f.name not in data:
+            raise ConfigError(f"{path}: required key is missing")
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            _require_every_field(typing.cast(type, tp), data[f.name], path)
+        elif typing.get_origin(tp) is list and isinstance(data[f.name], list):
+            (item,) = typing.get_args(tp)
+            if dataclasses.is_dataclass(item):
+                for i, v in enumerate(data[f.name]):
+                    _require_every_field(typing.cast(type, item), v, f"{path}[{i}]")
+        elif typing.get_origin(tp) is dict and isinstance(data[f.name], Mapping):
+            value_tp = typing.get_args(tp)[1]
+            if dataclasses.is_dataclass(value_tp):
+                for k, v in data[f.name].items():
+                    _require_every_field(typing.cast(type, value_tp), v, f"{path}.{k}")
 
 
 def load_manifest(path: str | Path) -> Manifest:

@@ -392,3 +392,17 @@ def test_a_graph_told_it_is_another_graph_is_refused(point_bundle_copy: Path) ->
     data["family"] = "door"
     write_manifest(point_bundle_copy, data)
     refused(point_bundle_copy, "adapt_robot.family", "'point'", "'door'")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [("acceptance", "max_abs_reward"), ("acceptance", "loss_tolerance"), ("inner_loop", "loss")],
+)
+def test_fields_with_code_defaults_are_still_required_in_a_manifest(
+    point_bundle_copy: Path, path: tuple[str, str]
+) -> None:
+    """Nothing on the device is re-derived from code defaults: export writes every field."""
+    data = read_manifest(point_bundle_copy)
+    del data[path[0]][path[1]]
+    write_manifest(point_bundle_copy, data)
+    refused(point_bundle_copy, "manifest.yaml", f"{'.'.join(path)}: required key is missing")
