@@ -59,6 +59,7 @@ from adapt_robot.runtime.safety import (
     batch_rejection,
     rejection,
     transition_rejection,
+    transition_scale,
 )
 
 REPORT_FORMAT = 1
@@ -324,7 +325,7 @@ def _live_feedback(
 def _batch_check(learner: Learner, acceptance: AcceptanceConfig) -> Callable[..., str | None]:
     """The runtime's batch check for the learner's inner loss, applied to its feedback."""
     if learner.inner_loss_fn().kind == "identification":
-        std = np.sqrt(learner.policy.normalizer.var + 1e-8)
+        std = transition_scale(learner.policy.normalizer.var, 1e-8)
         return lambda obs, act, nxt: transition_rejection(obs, act, nxt, std)
     return lambda rewards, advantages: batch_rejection(acceptance, rewards, advantages)
 

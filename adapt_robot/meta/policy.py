@@ -30,13 +30,11 @@ import numpy as np
 import torch
 
 from adapt_robot.config import setting
+from adapt_robot.limits import DEAD_VAR
 from adapt_robot.meta.policy_protocol import GaussianHead, State
 from adapt_robot.meta.policy_protocol import Params as Params
 
 AdaptMode = Literal["all", "head", "context"]
-
-DEAD_VAR = 1e-10
-"""Largest variance of an observation dimension that counts as never varying (a dead input)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,6 +48,7 @@ from adapt_robot.runtime.safety import (
     rejection,
     rewards_ok,
     transition_rejection,
+    transition_scale,
 )
 
 ACCEPTED = "accepted"
@@ -155,7 +156,7 @@ class InnerLoop:
         self._run_options: ort.RunOptions | None = None
         """The running adaptation's options (its :class:`Stop` terminates a step with them)."""
         norm = manifest.normalizer
-        self._obs_std = np.sqrt(np.asarray(norm.var, dtype=np.float64) + norm.eps)
+        self._obs_std = transition_scale(np.asarray(norm.var, dtype=np.float64), norm.eps)
 
     def step(self, params: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float, float]:
         """One inner step on the current batch: ``(new params, loss, grad norm)``.

@@ -19,6 +19,7 @@ import numpy as np
 
 from adapt_robot.config import FieldError, check_fields, setting
 from adapt_robot.errors import BundleError
+from adapt_robot.limits import DEAD_VAR
 
 FaultAction = Literal["zero", "hold"]
 
@@ -289,6 +290,18 @@ def rejection(
         if loss_after > loss_before + cfg.loss_tolerance * max(abs(loss_before), 1.0):
             return LOSS_INCREASE, norm
     return None, norm
+
+
+def transition_scale(var: np.ndarray, eps: float) -> np.ndarray:
+    """Per-entry scale of :func:`transitions_ok` from the normaliser's variance ``[O]``.
+
+    The normaliser's standard deviation, infinite on dead entries (variance at most
+    :data:`~adapt_robot.limits.DEAD_VAR`): an entry that never moved in training (a door's
+    protective-stop flag when no training episode tripped it) is not predicted by the model
+    and must not make every later batch look like a teleport.
+    """
+    v = np.asarray(var, dtype=np.float64)
+    return np.where(v > DEAD_VAR, np.sqrt(v + eps), np.inf)
 
 
 def transitions_ok(obs: np.ndarray, next_obs: np.ndarray, std: np.ndarray) -> bool:

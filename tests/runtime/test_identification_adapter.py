@@ -12,7 +12,12 @@ from adapt_robot.meta.inner import InnerBatch, adapt
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
 from adapt_robot.runtime.adaptation import KEPT_SUCCESS
-from adapt_robot.runtime.safety import BAD_TRANSITIONS, TELEPORT_STD
+from adapt_robot.runtime.safety import (
+    BAD_TRANSITIONS,
+    TELEPORT_STD,
+    transition_scale,
+    transitions_ok,
+)
 
 
 def smooth_obs(bundle: Bundle, n: int, seed: int) -> np.ndarray:
@@ -86,6 +91,21 @@ def test_a_teleport_is_refused_and_the_old_latent_kept(latent_bundle: Path) -> N
     assert np.array_equal(adapter.params["context"], bundle.params["context"])
     assert adapter.stats()[f"rollbacks_{BAD_TRANSITIONS}"] == 1
     adapter.close()
+
+
+def test_a_jump_of_a_dead_entry_is_no_teleport_but_a_nan_there_is_refused() -> None:
+    # entry 1 never moved in training (a protective-stop flag no training episode tripped)
+    scale = transition_scale(np.array([0.04, 0.0, 1e-4]), 1e-8)
+    assert np.isinf(scale[1]) and scale[0] == pytest.approx(0.2)
+    obs = np.zeros((3, 3))
+    nxt = obs.copy()
+    nxt[2, 1] = 1.0  # the flag trips: ignored
+    assert transitions_ok(obs, nxt, scale)
+    nxt[1, 2] = 31 * np.sqrt(1e-4 + 1e-8)  # a live entry jumps beyond TELEPORT_STD
+    assert not transitions_ok(obs, nxt, scale)
+    nxt[1, 2] = 0.0
+    nxt[0, 1] = np.nan
+    assert not transitions_ok(obs, nxt, scale)
 
 
 def test_nan_observations_never_reach_the_identification_batch(latent_bundle: Path) -> None:
