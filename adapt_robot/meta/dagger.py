@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from adapt_robot.meta.episodes import Episodes, play_episodes
 from adapt_robot.meta.samplers.rollout import RolloutPolicy
 from sim.core.family import TaskFamily
 from sim.core.params import TaskParams
@@ -22,30 +23,11 @@ from sim.envs.vector import VectorTaskEnv
 
 
 @dataclass(frozen=True)
-class LabelledRollouts:
-    """One episode per env, padded ``[E, T, ...]``."""
+class LabelledRollouts(Episodes):
+    """One episode per env, padded ``[E, T, ...]``, with the expert's labels."""
 
-    obs: np.ndarray
-    """Observations before each action ``[E, T, O]`` float32."""
-    act: np.ndarray
-    """Executed actions before the env's clip ``[E, T, A]`` float32 (what the robot records)."""
     label: np.ndarray
     """The expert's clean action in each visited state, clipped to the bounds ``[E, T, A]``."""
-    rew: np.ndarray
-    """Rewards ``[E, T]`` (0 on padding)."""
-    mask: np.ndarray
-    """1.0 on live steps ``[E, T]`` float32."""
-    success: np.ndarray
-    """Episode success ``[E]`` bool."""
-
-    def episode_returns(self) -> np.ndarray:
-        """Undiscounted return of every episode ``[E]``."""
-        return np.asarray(self.rew.sum(axis=1))
-
-    @property
-    def env_steps(self) -> int:
-        """Live transitions."""
-        return int(self.mask.sum())
 
 
 def labelled_rollouts(
@@ -72,22 +54,12 @@ def labelled_rollouts(
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta: expected a probability in [0, 1], got {beta}")
     low, high = family.action_spec.low, family.action_spec.high
-    env.set_tasks(list(tasks))
     experts = [family.expert(t) for t in tasks]
     for e in experts:
         e.reset()
-    o = env.reset(rng)
-    horizon = env.max_steps
-    obs = np.zeros((b, horizon, env.obs_dim), dtype=np.float32)
-    act = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
-    label = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
-    rew = np.zeros((b, horizon))
-    mask = np.zeros((b, horizon), dtype=np.float32)
-    success = np.zeros(b, dtype=bool)
-    for t in range(horizon):
-        live = ~env.done
-        if not live.any():
-            break
+    label = np.zeros((b, env.max_steps, env.act_dim), dtype=np.float32)
+
+    def act(t: int, o: np.ndarray) -> np.ndarray:
         mean, log_std = snapshot.forward(o.reshape(b, 1, -1))
         a = mean.reshape(b, -1).astype(np.float64)
         if noise:
@@ -96,8 +68,10 @@ def labelled_rollouts(
         if beta > 0.0:
             use = rng.uniform(size=b) < beta
             a = np.where(use[:, None], clean, a)
-        obs[:, t], act[:, t], label[:, t], mask[:, t] = o, a, clean, live
-        o, r, _, _, info = env.step(np.clip(a, -1.0, 1.0))
-        rew[:, t] = np.where(live, r, 0.0)
-        success = np.where(live, info["success"], success)
-    return LabelledRollouts(obs, act, label, rew, mask, success)
+        label[:, t] = clean
+        return a
+
+    played = play_episodes(env, tasks, rng, act)
+    return LabelledRollouts(
+        played.obs, played.act, played.rew, played.mask, played.success, label=label
+    )

@@ -47,6 +47,7 @@ import torch
 from adapt_robot.config import setting
 from adapt_robot.meta.algorithms.identifying import IdentifyingConfig, IdentifyingLearner
 from adapt_robot.meta.control_law import ControlLawPolicy
+from adapt_robot.meta.episodes import Episodes, play_episodes
 from adapt_robot.meta.identification import (
     model_fit,
     transition_batch,
@@ -80,26 +81,6 @@ class LawConfig(IdentifyingConfig):
     huber_delta: float = setting(
         0.05, doc="Huber loss: error (in [-1, 1] units) where it turns linear.", gt=0
     )
-
-
-@dataclass(frozen=True)
-class LawRollouts:
-    """One episode per env, padded ``[E, T, ...]``."""
-
-    obs: np.ndarray
-    act: np.ndarray
-    rew: np.ndarray
-    mask: np.ndarray
-    success: np.ndarray
-
-    @property
-    def env_steps(self) -> int:
-        """Live transitions."""
-        return int(self.mask.sum())
-
-    def episode_returns(self) -> np.ndarray:
-        """Undiscounted return of every episode ``[E]``."""
-        return np.asarray(self.rew.sum(axis=1))
 
 
 @dataclass(frozen=True)
@@ -142,31 +123,17 @@ class LawID(IdentifyingLearner):
 
     def rollouts(
         self, theta: np.ndarray, tasks: list[TaskParams], rng: np.random.Generator, noise: bool
-    ) -> LawRollouts:
+    ) -> Episodes:
         """One episode per (task, ``theta`` row) acting with the law (plus its Gaussian)."""
-        env = self.env(len(tasks))
-        env.set_tasks(tasks)
-        o = env.reset(rng)
-        b, horizon = env.batch, env.max_steps
         log_std = self.params["log_std"].detach().double().numpy()
-        obs = np.zeros((b, horizon, env.obs_dim), dtype=np.float32)
-        act = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
-        rew = np.zeros((b, horizon))
-        mask = np.zeros((b, horizon), dtype=np.float32)
-        success = np.zeros(b, dtype=bool)
-        for t in range(horizon):
-            live = ~env.done
-            if not live.any():
-                break
+
+        def act(t: int, o: np.ndarray) -> np.ndarray:
+            del t
             if noise:
-                a = self.law.act_numpy(o.astype(np.float64), theta, log_std, rng)
-            else:
-                a = self.law.family.control_law(o.astype(np.float64), theta)
-            obs[:, t], act[:, t], mask[:, t] = o, a, live
-            o, r, _, _, info = env.step(np.clip(a, -1.0, 1.0))
-            rew[:, t] = np.where(live, r, 0.0)
-            success = np.where(live, info["success"], success)
-        return LawRollouts(obs, act, rew, mask, success)
+                return self.law.act_numpy(o.astype(np.float64), theta, log_std, rng)
+            return self.law.family.control_law(o.astype(np.float64), theta)
+
+        return play_episodes(self.env(len(tasks)), tasks, rng, act)
 
     # --- learning -----------------------------------------------------------------------------
     def _z0(self, m: int) -> torch.Tensor:

@@ -1,0 +1,68 @@
+"""One episode in each env of a batch, acting with any function of the observations.
+
+The loop the learners that roll out their own env batches share (the DAgger rollouts of
+:mod:`adapt_robot.meta.dagger`, the control-law rollouts of ``law_id``): padded ``[E, T, ...]``
+arrays of what was observed and executed, the rewards, the live mask and each episode's success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.core.params import TaskParams
+from sim.envs.vector import VectorTaskEnv
+
+ActFn = Callable[[int, np.ndarray], np.ndarray]
+"""``act(t, obs [E, O]) -> actions [E, A]`` before the env's clip (what the robot records)."""
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """One episode per env, padded ``[E, T, ...]``."""
+
+    obs: np.ndarray
+    """Observations before each action ``[E, T, O]`` float32."""
+    act: np.ndarray
+    """Executed actions before the env's clip ``[E, T, A]`` float32 (what the robot records)."""
+    rew: np.ndarray
+    """Rewards ``[E, T]`` (0 on padding)."""
+    mask: np.ndarray
+    """1.0 on live steps ``[E, T]`` float32."""
+    success: np.ndarray
+    """Episode success ``[E]`` bool."""
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode ``[E]``."""
+        return np.asarray(self.rew.sum(axis=1))
+
+    @property
+    def env_steps(self) -> int:
+        """Live transitions."""
+        return int(self.mask.sum())
+
+
+def play_episodes(
+    env: VectorTaskEnv, tasks: Sequence[TaskParams], rng: np.random.Generator, act: ActFn
+) -> Episodes:
+    """One episode in each of ``env``'s envs (set to ``tasks``), actions from ``act``."""
+    env.set_tasks(list(tasks))
+    o = env.reset(rng)
+    b, horizon = env.batch, env.max_steps
+    obs = np.zeros((b, horizon, env.obs_dim), dtype=np.float32)
+    actions = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
+    rew = np.zeros((b, horizon))
+    mask = np.zeros((b, horizon), dtype=np.float32)
+    success = np.zeros(b, dtype=bool)
+    for t in range(horizon):
+        live = ~env.done
+        if not live.any():
+            break
+        a = act(t, o)
+        obs[:, t], actions[:, t], mask[:, t] = o, a, live
+        o, r, _, _, info = env.step(np.clip(a, -1.0, 1.0))
+        rew[:, t] = np.where(live, r, 0.0)
+        success = np.where(live, info["success"], success)
+    return Episodes(obs, actions, rew, mask, success)
