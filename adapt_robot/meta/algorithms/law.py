@@ -190,12 +190,13 @@ class LawID(IdentifyingLearner):
         target = torch.stack([u.target for u in units])
         z_k = self.adapted_latents(batch)
         z_true = self.encoder(self.enc_params, target)
-        z0 = self.params["context"].expand_as(z_k)
+        u0 = self.law.unit_theta(self.params, self.params["context"].expand_as(z_k))
 
-        def err(z: torch.Tensor) -> torch.Tensor:
-            return ((self.law.unit_theta(self.params, z) - target) ** 2).sum(-1).mean()
+        def err(u: torch.Tensor) -> torch.Tensor:
+            return ((u - target) ** 2).sum(-1).mean()
 
-        student, teacher, start = self.student_err(z_k, z0, target, units), err(z_true), err(z0)
+        student = self.student_err(z_k, u0.detach(), target, units)
+        teacher, start = err(self.law.unit_theta(self.params, z_true)), err(u0)
         latent = ((z_k - z_true.detach()) ** 2).sum(-1).mean()
         model = model_fit(self.model, self.params, z_true, batch)
         total = (
@@ -215,12 +216,14 @@ class LawID(IdentifyingLearner):
         }
 
     def student_err(
-        self, z_k: torch.Tensor, z0: torch.Tensor, target: torch.Tensor, units: list[_Unit]
+        self, z_k: torch.Tensor, start: torch.Tensor, target: torch.Tensor, units: list[_Unit]
     ) -> torch.Tensor:
-        """Error of the adapted ``u(z_K)`` from its goal (see the module docstring)."""
+        """Error of the adapted ``u(z_K)`` from its goal, ``start`` the (detached) ``u(z0)``.
+
+        See the module docstring.
+        """
         cfg = self.cfg
         if cfg.goal == "window":
-            start = self.law.unit_theta(self.params, z0).detach()
             goal = window_goal(start, torch.stack([u.window for u in units]))
         else:
             goal = target
