@@ -10,6 +10,7 @@ import torch
 
 from adapt_robot.meta.algorithms.law import window_goal
 from adapt_robot.meta.control_law import ControlLawPolicy
+from adapt_robot.meta.episodes import play_episodes
 from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
@@ -71,14 +72,12 @@ def test_grasp_law_lifts_train_objects_at_both_edges_of_the_working_window() -> 
     try:
         for edge in (0, 1):
             theta = np.stack([w[edge] for w in windows])
-            env.set_tasks(tasks)
-            obs = env.reset(rng)
-            success = np.zeros(len(tasks), dtype=bool)
-            while not env.done.all():
-                live = ~env.done
-                obs, _, _, _, info = env.step(np.clip(family.control_law(obs, theta), -1, 1))
-                success = np.where(live, info["success"], success)
-            assert success.all(), (edge, success)
+
+            def act(t: int, o: np.ndarray, th: np.ndarray = theta) -> np.ndarray:
+                return family.control_law(o, th)
+
+            played = play_episodes(env, tasks, rng, act)
+            assert played.success.all(), (edge, played.success)
     finally:
         env.close()
 
