@@ -14,7 +14,7 @@ from adapt_robot.meta.episodes import play_episodes
 from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
-from sim.core.family import TaskFamily
+from sim.core.family import Split, TaskFamily
 from sim.envs.vector import VectorTaskEnv
 from sim.families.grasp.expert import GraspExpert
 from sim.families.grasp.task import grip_window
@@ -52,7 +52,7 @@ def test_decoded_theta_stays_inside_the_law_bounds(grasp_law: ControlLawPolicy) 
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_grasp_working_window_lies_inside_the_safe_squeeze_window(split: str) -> None:
+def test_grasp_working_window_lies_inside_the_safe_squeeze_window(split: Split) -> None:
     family = get_family("grasp")
     low, high = family.law_bounds()
     for task in family.sample_tasks(np.random.default_rng(3), 64, split):
