@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from adapt_robot.meta.algorithms.law import window_goal
+from adapt_robot.meta.algorithms.law import LawID, mode_goal, window_goal
 from adapt_robot.meta.control_law import ControlLawPolicy
 from adapt_robot.meta.episodes import play_episodes
 from adapt_robot.meta.policy import PolicyConfig
@@ -142,3 +142,63 @@ def test_law_id_refuses_a_warm_start_with_the_key_path() -> None:
 
     with pytest.raises(ConfigError, match=r"warm_start\.tasks: law_id"):
         load_train_config(ROOT / "launch" / "smoke_law.yaml", ["warm_start.tasks=4"])
+
+
+def test_mode_goal_is_the_target_inside_the_most_windows_not_the_mean() -> None:
+    # Two modes (a door opens one way or the other): +0.8 works for tasks 0 and 1, -0.8 only
+    # for task 2, and the mean of the targets (0.27) is inside no window.
+    targets = torch.tensor([[-0.8], [0.8], [0.9]])
+    windows = torch.tensor([[[-1.0], [-0.5]], [[0.5], [1.0]], [[0.7], [1.0]]])
+    torch.testing.assert_close(mode_goal(targets, windows), torch.tensor([0.8]))
+    inside_mean = (targets.mean(0) >= windows[:, 0]) & (targets.mean(0) <= windows[:, 1])
+    assert not inside_mean.any()
+
+
+def _law_learner(launch: str, *overrides: str) -> LawID:
+    from adapt_robot.meta.train_config import load_train_config
+    from adapt_robot.meta.trainer import build_learner
+    from tests.conftest import ROOT
+
+    learner = build_learner(load_train_config(ROOT / "launch" / launch, list(overrides)))
+    assert isinstance(learner, LawID)
+    return learner
+
+
+def test_sliding_window_prefixes_end_at_any_tick_from_the_first() -> None:
+    # The robot adapts every few ticks from the start of an episode, on all it has seen: a
+    # training prefix must be able to end at tick 1, and each end tick is equally likely.
+    learner = _law_learner("smoke_law.yaml", "algo.window_p=1.0")
+    t, o, a = learner.horizon, learner.policy.obs_dim, learner.policy.act_dim
+    obs, act, mask = np.zeros((1, t, o)), np.zeros((1, t, a)), np.ones((1, t))
+    rng = np.random.default_rng(0)
+    rows = [int(learner.training_batch(obs, act, mask, 0, rng).mask.sum()) for _ in range(3000)]
+    learner.close()
+    assert min(rows) == 1 and max(rows) == t - 1  # t ticks hold t - 1 transitions
+    short = sum(r <= 10 for r in rows) / len(rows)  # expected 10 / (t - 1)
+    assert abs(short - 10 / (t - 1)) < 0.03, short
+
+
+def test_door_normaliser_is_fitted_on_the_experts_episodes_too() -> None:
+    # The first attempts barely move the door; the expert's episodes open it, so the angle's
+    # spread (which the runtime's teleport check is scaled by) covers an opening door.
+    from sim.families.door import task as door_task
+
+    spreads = []
+    for with_expert in (False, True):
+        learner = _law_learner(
+            "door_law.yaml",
+            "sampler.tasks_per_iter=4",
+            "algo.explore_episodes=1",
+            f"algo.normalizer_expert={str(with_expert).lower()}",
+        )
+        rng = np.random.default_rng(1)
+        tasks = learner.train_tasks(rng)
+        explore = learner.rollouts(learner.thetas(learner._z0(len(tasks))), tasks, rng, True)
+        learner.fit_normalizer(explore, tasks, rng)
+        norm = learner.policy.normalizer
+        assert norm.frozen
+        first_attempts = float(explore.mask.sum())
+        assert norm.count > first_attempts if with_expert else norm.count == first_attempts
+        spreads.append(float(np.sqrt(norm.var[door_task.ANGLE])))
+        learner.close()
+    assert spreads[1] > 2 * spreads[0], spreads

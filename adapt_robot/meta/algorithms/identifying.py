@@ -194,12 +194,19 @@ class IdentifyingLearner(Learner):
 
         ``k`` random episodes (1..E) or, with probability ``window_p``, a random prefix of the
         first one (sliding-window adaptation), at the learner's capacity.
+
+        The prefix ends at a tick drawn uniformly from ``2..horizon`` (1 transition or more),
+        as the robot's windows
+        do (it adapts every few ticks from the first), so a short prefix is as often the start
+        of a long episode as the whole of a short one. (Prefixes of 10 ticks or more, as drawn
+        before, made every short batch a short episode, one that ended early, e.g. a broken
+        object, and taught the step to act on the approach as on a failure.)
         """
         e = self.id_cfg.explore_episodes
         if rng.uniform() < self.id_cfg.window_p:
             first = slice(i * e, i * e + 1)
             cut = mask[first].copy()
-            cut[:, int(rng.integers(10, self.horizon)) :] = 0.0
+            cut[:, int(rng.integers(2, self.horizon + 1)) :] = 0.0  # >= 1 transition
             return transition_batch(obs[first], act[first], cut, self.capacity)
         sl = slice(i * e, i * e + int(rng.integers(1, e + 1)))
         return transition_batch(obs[sl], act[sl], mask[sl], self.capacity)

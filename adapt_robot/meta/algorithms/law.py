@@ -33,7 +33,15 @@ on ``M`` train tasks:
    al. RSS 2021); the model ``f`` is fitted at the true latent, and ``z0``, the rates and ``f``
    are trained so that ``K`` identification steps land on the right ``theta`` (MIER, Mendonca
    et al. 2020; CAVIA, Zintgraf et al. 2019). The ``start_w`` term makes ``theta(z0)`` the best
-   single setting in the squared sense: the first attempt is a robust controller.
+   single setting in the squared sense: the first attempt is a robust controller. Where
+   the working settings form separate modes (``start_goal: mode``, for doors: pushing a pull
+   door trips the protective stop, and the mean of left and right hinges is neither), ``u*`` in
+   that term is replaced by the best fixed setting of the replay (:func:`mode_goal`), so the
+   first attempt opens some doors and tells the others apart by how it fails.
+
+The observation normaliser is fitted on the first iteration's first attempts and on expert-law
+episodes of the same tasks (``normalizer_expert``), so the motion of an adapted law is inside
+the spread the model and the runtime's checks are scaled by.
 """
 
 from __future__ import annotations
@@ -81,6 +89,18 @@ class LawConfig(IdentifyingConfig):
     huber_delta: float = setting(
         0.05, doc="Huber loss: error (in [-1, 1] units) where it turns linear.", gt=0
     )
+    start_goal: Literal["mean", "mode"] = setting(
+        "mean",
+        doc="What z0's decoded theta is pulled to: the expert's theta of each task in the "
+        "squared sense, i.e. their mean (mean), or the one expert theta inside the most working "
+        "windows of the replay's tasks (mode: the best fixed setting where the mean works "
+        "nowhere, e.g. a door's side and direction).",
+    )
+    normalizer_expert: bool = setting(
+        True,
+        doc="Fit the observation normaliser on expert-law episodes of the first iteration's "
+        "tasks as well as on the first attempts.",
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,18 @@ class _Unit:
     """The expert's theta scaled to [-1, 1] ``[P]``."""
     window: torch.Tensor
     """The task's working window scaled to [-1, 1] ``[2, P]`` (low, high)."""
+
+
+def mode_goal(targets: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    """The target ``[P]`` of ``targets [N, P]`` inside the most working windows ``[N, 2, P]``.
+
+    The single setting that works on the most tasks (ties: the first). Where the working
+    settings fall into separate modes (a door opens one way or the other), the mean of the
+    targets lies between them and works nowhere; this is the best fixed setting among them.
+    """
+    lo, hi = windows[:, 0], windows[:, 1]
+    inside = ((targets[:, None] >= lo[None]) & (targets[:, None] <= hi[None])).all(-1)
+    return targets[int(torch.argmax(inside.sum(-1)))].clone()
 
 
 def window_goal(start: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
@@ -114,6 +146,8 @@ class LawID(IdentifyingLearner):
         super().__init__(policy, sampler, cfg, seed, target_dim=len(sampler.family.law_params))
         self.law: ControlLawPolicy = policy
         self.cfg = cfg
+        self.start_goal: torch.Tensor | None = None
+        """``start_goal: mode``: the replay's best fixed theta (in [-1, 1] units)."""
 
     # --- acting ---------------------------------------------------------------------------
     def thetas(self, z: torch.Tensor) -> np.ndarray:
@@ -148,9 +182,7 @@ class LawID(IdentifyingLearner):
         jobs = [t for t in tasks for _ in range(e)]
         explore = self.rollouts(self.thetas(self._z0(len(jobs))), jobs, rng, noise=True)
         if self.iterations_done == 0 and not self.policy.normalizer.frozen:
-            live = explore.mask.reshape(-1) > 0
-            self.policy.normalizer.update(explore.obs.reshape(-1, explore.obs.shape[-1])[live])
-            self.policy.normalizer.frozen = True
+            self.fit_normalizer(explore, tasks, rng)
         batches = [
             self.training_batch(explore.obs, explore.act, explore.mask, i, rng) for i in range(m)
         ]
@@ -171,6 +203,11 @@ class LawID(IdentifyingLearner):
                 for b, t in zip(batches, tasks, strict=True)
             ]
         )
+        if cfg.start_goal == "mode":
+            pool = [u for units in self.replay for u in units]
+            self.start_goal = mode_goal(
+                torch.stack([u.target for u in pool]), torch.stack([u.window for u in pool])
+            )
         losses = self.learn(rng)
         self.iterations_done += 1
         pre = explore.success.reshape(m, e)[:, 0]
@@ -182,6 +219,28 @@ class LawID(IdentifyingLearner):
             "post_success": float(acted.success.mean()),
             **losses,
         }
+
+    def fit_normalizer(
+        self, explore: Episodes, tasks: list[TaskParams], rng: np.random.Generator
+    ) -> None:
+        """Fit and freeze the observation normaliser on the first iteration's episodes.
+
+        The first attempts ``explore`` and, with ``normalizer_expert``, one episode per task
+        acting with the expert's own ``theta`` (privileged, training only): the states a law
+        that adapted well visits (a door that swings, a lever pressed) are then inside the
+        training spread, which the model's inputs and the runtime's teleport check
+        (:func:`adapt_robot.runtime.safety.transition_scale`) are scaled by.
+        """
+        parts = [explore]
+        if self.cfg.normalizer_expert:
+            family = self.sampler.family
+            theta = np.stack([family.expert_law_params(t) for t in tasks])
+            parts.append(self.rollouts(theta, tasks, rng, noise=True))
+        norm = self.policy.normalizer
+        for ep in parts:
+            live = ep.mask.reshape(-1) > 0
+            norm.update(ep.obs.reshape(-1, ep.obs.shape[-1])[live])
+        norm.frozen = True
 
     def loss(self, units: list[_Unit]) -> dict[str, torch.Tensor]:
         """The outer loss of ``units`` and its parts (differentiable)."""
@@ -196,7 +255,11 @@ class LawID(IdentifyingLearner):
             return ((u - target) ** 2).sum(-1).mean()
 
         student = self.student_err(z_k, u0.detach(), target, units)
-        teacher, start = err(self.law.unit_theta(self.params, z_true)), err(u0)
+        teacher = err(self.law.unit_theta(self.params, z_true))
+        if cfg.start_goal == "mode" and self.start_goal is not None:
+            start = ((u0 - self.start_goal) ** 2).sum(-1).mean()
+        else:
+            start = err(u0)
         latent = ((z_k - z_true.detach()) ** 2).sum(-1).mean()
         model = model_fit(self.model, self.params, z_true, batch)
         total = (
