@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         help="sim:ENGINE, an engine of the bundle's family (grasp/door: sim:pybullet or "
         "sim:mujoco; point: sim:numpy); default sim:pybullet",
     )
+    dep.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable): it registers a plug-in task family",
+    )
     dep.add_argument("--task-split", default="test", choices=["train", "test"])
     dep.add_argument("--rate", type=float, default=100.0, help="control rate, 100-1000 Hz")
     dep.add_argument("--objects", type=int, default=20, help="held-out objects or doors")

@@ -21,6 +21,7 @@ import onnx
 import onnxruntime
 import torch
 
+from adapt_robot.config import ConfigError
 from adapt_robot.errors import AdaptRobotError
 from adapt_robot.meta.algorithms.base import Learner
 from adapt_robot.meta.inner import positive_rates
@@ -64,6 +65,11 @@ def _load(run_dir: Path) -> _Run:
         raise ExportError(f"{ckpt_path}: no checkpoint (is {run_dir} a training run directory?)")
     try:
         cfg, learner, ckpt = load_run(run_dir)
+    except ConfigError as err:  # the checkpoint was read; its config does not build here
+        raise ExportError(
+            f"{ckpt_path}: the run's training config cannot be rebuilt here: {err}. The "
+            "checkpoint itself was read; a plug-in module must be importable (PYTHONPATH)."
+        ) from err
     except Exception as err:  # torch.load raises many types for a damaged file
         raise ExportError(
             f"{ckpt_path}: cannot read the checkpoint ({type(err).__name__}: {err}); it is "

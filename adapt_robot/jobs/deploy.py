@@ -37,8 +37,10 @@ import numpy as np
 from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.config import ConfigError
 from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, ScoredController
+from adapt_robot.errors import UnknownName
 from adapt_robot.jobs.deploy_output import render_table, write_report
 from adapt_robot.jobs.deploy_report import DeployReport, LoopSummary, ObjectResult, percentiles_us
+from adapt_robot.plugins import import_plugins
 from adapt_robot.runtime.adapter import OnlineAdapter
 from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.loop import MAX_RATE_HZ, MIN_RATE_HZ, ControlLoop, LoopAborted, LoopConfig
@@ -111,6 +113,9 @@ class DeployConfig:
     """Write ``deploy.json``, ``table.md`` and ``deploy.png`` here (None: write nothing)."""
     progress: bool = True
     """One line per object on stderr."""
+    imports: tuple[str, ...] = ()
+    """Modules imported first (``--import``): they register a plug-in task family. The bundle
+    never makes the robot import anything: the operator names the modules."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.bundle, str | Path) or not str(self.bundle):
@@ -179,7 +184,19 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
             "written by `adapt-robot export`"
         )
     bundle = Bundle.load(root)
-    family = get_family(bundle.manifest.family)
+    import_plugins(cfg.imports, [Path.cwd()], where="--import")
+    try:
+        family = get_family(bundle.manifest.family)
+    except UnknownName as err:
+        trained = bundle.manifest.training.get("config", {})
+        used = trained.get("imports") if isinstance(trained, dict) else None
+        hint = (
+            f"; the bundle was trained with imports: {list(used)}: pass --import "
+            f"{' --import '.join(str(m) for m in used)} (the module's folder on PYTHONPATH)"
+            if used
+            else "; a plug-in family needs --import MODULE"
+        )
+        raise ConfigError(f"family: {err}{hint}") from None
     if cfg.engine not in family.engines:
         choices = " or ".join(f"sim:{e}" for e in family.engines)
         raise ConfigError(
@@ -223,7 +240,7 @@ def run_deploy(cfg: DeployConfig) -> DeployReport:
     robot = SimRobot(robot_cfg)
     try:
         for i, task in enumerate(tasks):
-            result, samples = _run_object(cfg, adapter, robot, i, task, k)
+            result, samples = _run_object(cfg, adapter, robot, family, i, task, k)
             results.append(result)
             for key, value in samples.items():
                 pooled[key].append(value)
@@ -284,6 +301,7 @@ def _run_object(
     cfg: DeployConfig,
     adapter: OnlineAdapter,
     robot: SimRobot,
+    family: TaskFamily[Any],
     index: int,
     task: TaskParams,
     k: int,
@@ -316,7 +334,7 @@ def _run_object(
     after = adapter.counters.as_dict()
     result = ObjectResult(
         index=index,
-        task=task.as_dict(),
+        task=family.describe_task(task),
         episodes=tuple(ctrl.records),
         adapt_reason=outcome.reason,
         adapt_ms=res.duration_ms if res is not None else nan,
@@ -373,6 +391,7 @@ def deploy_main(args: argparse.Namespace) -> str:
             providers=providers,
             gif=None if args.gif is None else Path(args.gif),
             out_dir=out,
+            imports=tuple(getattr(args, "imports", None) or ()),
         )
         report = run_deploy(cfg)
     except ValueError as err:

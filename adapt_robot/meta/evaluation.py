@@ -292,7 +292,7 @@ def evaluate_learner(
         engine=sampler.engine,
         capacity=capacity,
         inner_lr={name: float(v.mean()) for name, v in lrs.items()},
-        tasks=[t.as_dict() for t in tasks],
+        tasks=[family.describe_task(t) for t in tasks],
         returns=np.stack(returns),
         successes=np.stack(successes),
         episodes=(k, *([p] * protocol.max_inner_steps)),

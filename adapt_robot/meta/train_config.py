@@ -52,7 +52,14 @@ class TrainConfig:
     imports: tuple[str, ...] = setting(
         (),
         doc="Python modules imported first: they register plug-in task families "
-        "(sim.registry.register_family; see sim.families.gym_family).",
+        "(sim.registry.register_family; see sim.families.gym_family). Looked up on sys.path, "
+        "then in import_paths, then beside the launch file, then in the working directory.",
+    )
+    import_paths: tuple[str, ...] = setting(
+        (),
+        doc="Folders searched for imports after sys.path. The folder where a module was found "
+        "beside the launch file or in the working directory is added here, so the run's saved "
+        "config finds it again (export, eval).",
     )
     family: str = setting("point", doc="Task family (see sim.registry).")
     seed: int = setting(0, doc="Seed of everything: init, tasks, noise.", ge=0)
@@ -74,8 +81,12 @@ class TrainConfig:
     eval: EvalConfig = setting(EvalConfig(), doc="Evaluation.")  # noqa: RUF009
 
 
-def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
-    """Validate a raw mapping (file contents with overrides applied) into a TrainConfig."""
+def build_train_config(data: Mapping[str, Any], search: Sequence[str | Path] = ()) -> TrainConfig:
+    """Validate a raw mapping (file contents with overrides applied) into a TrainConfig.
+
+    ``imports`` are looked up on ``sys.path``, then in ``import_paths``, then in ``search``; a
+    folder of ``search`` that held one is added to the returned config's ``import_paths``.
+    """
     raw = dict(data)
     algo_raw = raw.pop("algo", {})
     if not isinstance(algo_raw, Mapping):
@@ -90,7 +101,7 @@ def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
             f"warm_start.tasks: {name} has no parameters to clone the experts into (its policy "
             "is the expert's own control law); set warm_start.tasks: 0"
         )
-    _check_family(cfg)
+    cfg = _check_family(cfg, search)
     if cfg.policy.module:
         from adapt_robot.meta.module_policy import load_factory
 
@@ -98,16 +109,14 @@ def build_train_config(data: Mapping[str, Any]) -> TrainConfig:
     return cfg
 
 
-def _check_family(cfg: TrainConfig) -> None:
-    import importlib
-
+def _check_family(cfg: TrainConfig, search: Sequence[str | Path] = ()) -> TrainConfig:
+    from adapt_robot.plugins import import_plugins
     from sim.registry import get_family
 
-    for i, module in enumerate(cfg.imports):
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ConfigError(f"imports[{i}]: cannot import {module!r}: {err}") from None
+    added = import_plugins(cfg.imports, [*cfg.import_paths, *search])
+    new = tuple(p for p in added if p not in cfg.import_paths)
+    if new:
+        cfg = dataclasses.replace(cfg, import_paths=(*cfg.import_paths, *new))
     try:
         family = get_family(cfg.family)
     except ValueError as err:
@@ -126,12 +135,13 @@ def _check_family(cfg: TrainConfig) -> None:
             family.check_engine(cfg.sampler.engine)
         except ValueError as err:
             raise ConfigError(f"sampler.{err}") from None
+    return cfg
 
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Load a launch file with ``key.path=value`` overrides; errors name file and key path."""
     data = apply_overrides(load_yaml(path), overrides)
     try:
-        return build_train_config(data)
+        return build_train_config(data, search=(Path(path).resolve().parent, Path.cwd()))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None

@@ -8,9 +8,10 @@ observation, and scores transitions with pure numpy functions of observations an
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar, Generic, Literal, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -157,6 +158,14 @@ class TaskFamily(ABC, Generic[P]):
         """Boolean ``[B]``: the episode cannot continue (e.g. the object broke)."""
         return np.zeros(next_obs.shape[0], dtype=bool)
 
+    def describe_task(self, task: P) -> dict[str, Any]:
+        """``task`` as a JSON-ready dict, for evaluation, scoreboard and deploy reports.
+
+        A plug-in family's tasks are its own objects; override this to choose what reports
+        show. The default is :func:`task_record`.
+        """
+        return task_record(task)
+
     def reward_context(self, task: P) -> np.ndarray:
         """Task data the reward needs beyond observations; empty for observation rewards."""
         del task
@@ -209,3 +218,38 @@ class TaskFamily(ABC, Generic[P]):
             raise ValueError(
                 f"engine: family {self.name!r} supports {list(self.engines)}, got {engine!r}"
             )
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with numpy scalars and arrays, tuples and mappings made JSON-ready."""
+    if depth > 8:
+        return repr(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 64 else f"array{tuple(value.shape)}"
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, depth + 1) for v in value]
+    return repr(value)
+
+
+def task_record(task: Any) -> dict[str, Any]:
+    """A JSON-ready dict of any task object, never assuming a method on it.
+
+    A dataclass (e.g. :class:`~sim.core.params.TaskParams`) gives its fields, a mapping its
+    items, an object with attributes its public ones, anything else ``{"repr": repr(task)}``.
+    Numpy values become numbers and lists (an array of more than 64 entries its shape).
+    """
+    if dataclasses.is_dataclass(task) and not isinstance(task, type):
+        fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
+        return {k: _plain(v) for k, v in fields.items()}
+    if isinstance(task, Mapping):
+        return {str(k): _plain(v) for k, v in task.items()}
+    attrs = getattr(task, "__dict__", None)
+    if isinstance(attrs, dict) and attrs:
+        return {k: _plain(v) for k, v in attrs.items() if not k.startswith("_")}
+    return {"repr": repr(task)}

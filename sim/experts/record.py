@@ -51,4 +51,3 @@ def record_expert(
     finally:
         env.close()
     return Episode(frames, ok, ret, steps)
-

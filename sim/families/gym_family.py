@@ -45,9 +45,10 @@ def _box_spec(space: gymnasium.Space[Any], what: str, prefix: str) -> VectorSpec
 
 
 class GymPhysics(Physics):
-    """``batch`` Gymnasium envs stepped in turn; sensors = ``[obs, reward, terminated, success]``.
+    """``batch`` Gymnasium envs stepped in turn; sensors = ``[obs, reward, ended, success]``.
 
-    An env that terminated is not stepped again; its last sensors are repeated.
+    An env that terminated or was truncated (its own time limit) is not stepped again; its last
+    sensors are repeated.
     """
 
     def __init__(self, make_env: Callable[[], gymnasium.Env[Any, Any]], batch: int) -> None:
@@ -83,10 +84,12 @@ class GymPhysics(Physics):
         for i, env in enumerate(self.envs):
             if self._ended[i]:
                 continue
-            obs, reward, terminated, _, info = env.step(ctrl[i].astype(np.float32))
+            obs, reward, terminated, truncated, info = env.step(ctrl[i].astype(np.float32))
             success = float(bool(info.get("success", False)))
-            self._last[i] = np.concatenate([np.ravel(obs), [reward, float(terminated), success]])
-            self._ended[i] = bool(terminated)
+            # The env's own time limit ends the episode here too (it must not be stepped on).
+            ended = bool(terminated) or bool(truncated)
+            self._last[i] = np.concatenate([np.ravel(obs), [reward, float(ended), success]])
+            self._ended[i] = ended
         return self._last.copy()
 
     def render(self, index: int, width: int, height: int) -> np.ndarray:
@@ -204,8 +207,14 @@ def gym_task_family(
     try:
         obs_spec = _box_spec(probe.observation_space, f"{name} observation", "obs")
         action_spec = _box_spec(probe.action_space, f"{name} action", "act")
+        limit = _time_limit(probe)
     finally:
         probe.close()
+    if limit is not None and max_steps > limit:
+        raise ValueError(
+            f"{name}: max_steps {max_steps} is longer than the env's own time limit of {limit} "
+            f"steps (its TimeLimit / spec.max_episode_steps); use max_steps <= {limit}"
+        )
     if (action_spec.low < -1).any() or (action_spec.high > 1).any():
         raise ValueError(f"{name}: actions must lie in [-1, 1] (rescale them inside the env)")
     attrs = {
@@ -220,6 +229,18 @@ def gym_task_family(
     }
     cls: type[GymTaskFamily] = type(f"{name.title()}GymFamily", (GymTaskFamily,), attrs)
     return cls
+
+
+def _time_limit(env: gymnasium.Env[Any, Any]) -> int | None:
+    """The env's own episode limit: its ``spec.max_episode_steps`` or a ``TimeLimit`` wrapper."""
+    spec = getattr(env, "spec", None)
+    limit = getattr(spec, "max_episode_steps", None)
+    inner: Any = env
+    while limit is None and isinstance(inner, gymnasium.Wrapper):
+        if isinstance(inner, gymnasium.wrappers.TimeLimit):
+            limit = inner._max_episode_steps
+        inner = inner.env
+    return int(limit) if limit is not None else None
 
 
 def _rebuild(name: str, module: str) -> TaskFamily[Any]:

@@ -188,7 +188,5 @@ def test_k_steps_recover_a_latent_seen_only_through_dynamics() -> None:
         )
         cur = {**fixed, "context": torch.tensor([1.25])}
         for _ in range(3):
-            cur, _, _ = inner_step(
-                model.policy, cur, rate, batch, create_graph=False, loss_fn=loss
-            )
+            cur, _, _ = inner_step(model.policy, cur, rate, batch, create_graph=False, loss_fn=loss)
         assert abs(float(cur["context"][0]) - true_z) < 0.15, (true_z, cur["context"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapt_robot.config import ConfigError
+from adapt_robot.config import ConfigError, to_dict
 from adapt_robot.jobs.train import run_train
 from adapt_robot.meta.train_config import load_train_config
 from sim.envs.vector import VectorTaskEnv
@@ -80,3 +80,164 @@ def test_worker_processes_find_the_plugin_family(tmp_path: Path) -> None:
     run = run_train(SMOKE, over, resume=False)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["env_steps"] == 2 * 10 * 10 * 15  # pre + post, 10 tasks x 10 episodes
+
+
+def test_plugin_tasks_are_recorded_without_assuming_a_method_on_them() -> None:
+    from sim.core.family import task_record
+
+    family = get_family("slider")
+    assert family.describe_task(plugin_env.SliderTask(goal=0.5)) == {"goal": 0.5}
+
+    class Plain:
+        def __init__(self) -> None:
+            self.mass = np.float32(2.0)
+            self.size = np.arange(3)
+            self._private = 1
+
+    class Slots:
+        __slots__ = ("x",)
+
+    assert task_record(Plain()) == {"mass": 2.0, "size": [0, 1, 2]}
+    assert task_record({"a": (1, 2)}) == {"a": [1, 2]}
+    assert set(task_record(Slots())) == {"repr"}
+    json.dumps(task_record(Plain()))
+
+
+@pytest.fixture(scope="module")
+def slider_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("slider_run")
+    return run_train(SMOKE, [*PLUGIN, f"out_dir={out}", "budget.iterations=1"], resume=False)
+
+
+def test_eval_export_and_deploy_run_on_a_plugin_family(slider_run: Path, tmp_path: Path) -> None:
+    from adapt_robot.jobs.deploy import DeployConfig, run_deploy
+    from adapt_robot.jobs.evaluate import make_protocol, run_eval
+    from export.bundle import export_bundle
+
+    reports, _ = run_eval([slider_run], make_protocol(tasks=3, seed=1), tmp_path / "eval")
+    assert reports[0].tasks[0].keys() == {"goal"}
+    bundle = export_bundle(slider_run, tmp_path / "bundle")
+    report = run_deploy(
+        DeployConfig(
+            bundle=bundle,
+            robot="sim:gym",
+            objects=2,
+            post_episodes=1,
+            progress=False,
+            imports=("tests.meta.plugin_env",),
+        )
+    )
+    assert [set(o.task) for o in report.objects] == [{"goal"}, {"goal"}]
+
+
+def test_deploy_names_the_plugin_module_the_bundle_was_trained_with(
+    slider_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapt_robot.jobs.deploy import DeployConfig, run_deploy
+    from export.bundle import export_bundle
+    from sim import registry
+
+    bundle = export_bundle(slider_run, tmp_path / "bundle")
+    monkeypatch.delitem(registry._FACTORIES, "slider")
+    with pytest.raises(ConfigError, match=r"--import tests\.meta\.plugin_env"):
+        run_deploy(DeployConfig(bundle=bundle, robot="sim:gym", objects=1, progress=False))
+    with pytest.raises(ConfigError, match=r"--import\[0\]: cannot import 'no_such_plugin'"):
+        run_deploy(
+            DeployConfig(bundle=bundle, robot="sim:gym", objects=1, imports=("no_such_plugin",))
+        )
+
+
+def test_export_says_the_plugin_module_is_missing_not_that_the_checkpoint_is_corrupt(
+    slider_run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import torch
+
+    from export.bundle import ExportError, export_bundle
+
+    run = tmp_path / "run"
+    shutil.copytree(slider_run, run)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    ckpt["config"]["imports"] = ["no_such_plugin_module"]
+    torch.save(ckpt, run / "checkpoint.pt")
+    with pytest.raises(ExportError, match="cannot be rebuilt here") as err:
+        export_bundle(run, tmp_path / "bundle")
+    assert "no module named 'no_such_plugin_module'" in str(err.value)
+    assert "truncated" not in str(err.value)
+
+
+def test_launch_file_imports_are_found_beside_it_and_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    folder = tmp_path / "my_project"
+    folder.mkdir()
+    (folder / "my_slider_family.py").write_text(
+        "from sim.registry import family_names, register_family\n"
+        "from tests.meta.plugin_env import SliderFamily\n"
+        "if 'my_slider' not in family_names():\n"
+        "    register_family('my_slider', SliderFamily)\n"
+    )
+    launch = folder / "launch.yaml"
+    launch.write_text(Path(SMOKE).read_text() + "\nimports: [my_slider_family]\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_train_config(launch, ["family=my_slider"])
+    assert cfg.import_paths == (str(folder.resolve()),)
+    from adapt_robot.meta.train_config import build_train_config
+
+    sys.modules.pop("my_slider_family")  # the saved config alone finds it again
+    sys.path.remove(str(folder.resolve()))
+    rebuilt = build_train_config(to_dict(cfg))
+    assert rebuilt.import_paths == cfg.import_paths
+
+
+class _EarlyTruncation(plugin_env.SliderEnv):
+    """Truncates after 5 steps by itself (an env-side time limit without a spec)."""
+
+    def reset(self, **kw: object) -> tuple[np.ndarray, dict[str, object]]:
+        self.t = 0
+        return super().reset(**kw)  # type: ignore[arg-type]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, object]]:
+        self.t += 1
+        obs, r, term, _, info = super().step(action)
+        if self.t > 5:
+            raise RuntimeError("You must reset the env manually once truncate==True")
+        return obs, r, term, self.t == 5, info
+
+
+def test_the_envs_own_time_limit_ends_the_episode_and_a_longer_max_steps_is_refused() -> None:
+    import gymnasium
+
+    fam = gym_task_family(
+        "slider_trunc",
+        _EarlyTruncation,
+        plugin_env.sample_slider_tasks,
+        task_type=plugin_env.SliderTask,
+        max_steps=8,
+    )()
+    env = VectorTaskEnv(fam, "gym", 2)
+    env.set_tasks(fam.sample_tasks(np.random.default_rng(0), 2, "train"))
+    env.reset(np.random.default_rng(0))
+    ends = []
+    for _ in range(8):
+        env.step(np.zeros((2, 1)))
+        ends.append(bool(env.done.all()))
+    env.close()
+    assert ends.index(True) == 4  # done after the 5th step, and never stepped past it
+
+    def limited() -> gymnasium.Env[np.ndarray, np.ndarray]:
+        return gymnasium.wrappers.TimeLimit(plugin_env.SliderEnv(), max_episode_steps=10)
+
+    with pytest.raises(ValueError, match=r"max_steps 11 is longer than the env's own time limit"):
+        gym_task_family(
+            "slider_lim",
+            limited,
+            plugin_env.sample_slider_tasks,
+            task_type=plugin_env.SliderTask,
+            max_steps=11,
+        )
