@@ -36,7 +36,9 @@ on ``M`` train tasks:
    single setting in the squared sense: the first attempt is a robust controller. Where
    the working settings form separate modes (``start_goal: mode``, for doors: pushing a pull
    door trips the protective stop, and the mean of left and right hinges is neither), ``u*`` in
-   that term is replaced by the best fixed setting of the replay (:func:`mode_goal`), so the
+   that term is replaced by the best fixed setting of many train tasks (:func:`mode_goal`,
+   chosen once from their working windows: a target that moved with the replay dragged
+   ``z0``, and every goal measured from it, from one mode to another), so the
    first attempt opens some doors and tells the others apart by how it fails.
 
 The observation normaliser is fitted on the first iteration's first attempts and on expert-law
@@ -93,14 +95,21 @@ class LawConfig(IdentifyingConfig):
         "mean",
         doc="What z0's decoded theta is pulled to: the expert's theta of each task in the "
         "squared sense, i.e. their mean (mean), or the one expert theta inside the most working "
-        "windows of the replay's tasks (mode: the best fixed setting where the mean works "
-        "nowhere, e.g. a door's side and direction).",
+        "windows of 512 train tasks, fixed at the start (mode: the best fixed setting where the "
+        "mean works nowhere, e.g. a door's side and direction).",
     )
     normalizer_expert: bool = setting(
         True,
         doc="Fit the observation normaliser on expert-law episodes of the first iteration's "
         "tasks as well as on the first attempts.",
     )
+
+
+MODE_TASKS = 512
+"""Train tasks whose expert thetas and working windows choose ``start_goal: mode``'s setting
+(windows are computed, not simulated: no episode is run)."""
+MODE_STREAM = 3
+"""Second seed word of that task draw (the learner's seed is the first)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,22 @@ class LawID(IdentifyingLearner):
         self.law: ControlLawPolicy = policy
         self.cfg = cfg
         self.start_goal: torch.Tensor | None = None
-        """``start_goal: mode``: the replay's best fixed theta (in [-1, 1] units)."""
+        """``start_goal: mode``: the best fixed theta of ``MODE_TASKS`` train tasks ([-1, 1])."""
+        if cfg.start_goal == "mode":
+            family = sampler.family
+            tasks = family.sample_tasks(
+                np.random.default_rng([seed, MODE_STREAM]), MODE_TASKS, "train"
+            )
+            self.start_goal = mode_goal(
+                torch.as_tensor(
+                    np.stack([self.law.to_unit(family.expert_law_params(t)) for t in tasks]),
+                    dtype=torch.float32,
+                ),
+                torch.as_tensor(
+                    np.stack([[self.law.to_unit(w) for w in family.law_window(t)] for t in tasks]),
+                    dtype=torch.float32,
+                ),
+            )
 
     # --- acting ---------------------------------------------------------------------------
     def thetas(self, z: torch.Tensor) -> np.ndarray:
@@ -203,11 +227,6 @@ class LawID(IdentifyingLearner):
                 for b, t in zip(batches, tasks, strict=True)
             ]
         )
-        if cfg.start_goal == "mode":
-            pool = [u for units in self.replay for u in units]
-            self.start_goal = mode_goal(
-                torch.stack([u.target for u in pool]), torch.stack([u.window for u in pool])
-            )
         losses = self.learn(rng)
         self.iterations_done += 1
         pre = explore.success.reshape(m, e)[:, 0]
@@ -256,7 +275,7 @@ class LawID(IdentifyingLearner):
 
         student = self.student_err(z_k, u0.detach(), target, units)
         teacher = err(self.law.unit_theta(self.params, z_true))
-        if cfg.start_goal == "mode" and self.start_goal is not None:
+        if self.start_goal is not None:
             start = ((u0 - self.start_goal) ** 2).sum(-1).mean()
         else:
             start = err(u0)
