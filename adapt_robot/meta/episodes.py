@@ -66,3 +66,17 @@ def play_episodes(
         rew[:, t] = np.where(live, r, 0.0)
         success = np.where(live, info["success"], success)
     return Episodes(obs, actions, rew, mask, success)
+
+
+def interleave(rounds: Sequence[Episodes]) -> Episodes:
+    """Rounds of one episode per task ``E x [M, T, ...]`` as task-major ``[M * E, T, ...]``.
+
+    Row ``i * E + j`` is task ``i``'s episode of round ``j``: the layout of ``E`` episodes per
+    task played in one batch (``[t for t in tasks for _ in range(E)]``).
+    """
+
+    def merge(field: str) -> np.ndarray:
+        stacked = np.stack([getattr(r, field) for r in rounds], axis=1)
+        return stacked.reshape(-1, *stacked.shape[2:])
+
+    return Episodes(*(merge(f) for f in ("obs", "act", "rew", "mask", "success")))

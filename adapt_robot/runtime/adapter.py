@@ -344,7 +344,10 @@ class OnlineAdapter:
     def _take_batch(self) -> tuple[Episodes, int]:
         """Snapshot the data the mode adapts on (copies; called on the caller's thread)."""
         if isinstance(self.mode, EpisodicMode):
-            episodes = self._buffer.episodes(self._episodes_per_adapt, self._since)
+            if self.mode.history is not None:  # this object's recent episodes, old and new
+                episodes = self._buffer.episodes(self.mode.history, 0)
+            else:
+                episodes = self._buffer.episodes(self._episodes_per_adapt, self._since)
             self._since = self._buffer.total
             self._episodes_since = 0
             self._adapted_once = True

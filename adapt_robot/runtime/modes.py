@@ -4,6 +4,8 @@
   take ``n`` inner steps on those episodes and keep acting with the adapted parameters
   (``once``: until :meth:`OnlineAdapter.reset_to_meta`; otherwise again after every further
   ``K`` episodes, on those).
+  With ``history``, each adaptation uses the last ``history`` episodes of this object, not
+  only the new ones (sequential adaptation, each episode played with the last result).
 - :class:`SlidingWindowMode`: every ``M`` control ticks, ``n`` inner steps on the last ``N``
   transitions, cut into episode segments for the returns.
 
@@ -33,9 +35,15 @@ class EpisodicMode:
     """Do not adapt when the last finished episode succeeded (success as the robot reports it
     to ``observe(success=...)``, else as ``reward.onnx`` computes it): a behaviour that works
     is kept, and the adaptation is reported as ``kept_success``."""
+    history: int | None = None
+    """Adapt on the last ``history`` finished episodes since ``reset_to_meta()`` (whatever
+    parameters acted in them) instead of only the ``episodes`` new ones. With ``episodes=1,
+    once=False`` this is sequential adaptation: after every episode, from the
+    meta-parameters, on all of this object's recent experience, each episode acted with the
+    previous adaptation's result."""
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "steps"):
+        for name in ("episodes", "steps", "history"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"EpisodicMode.{name}: expected an integer >= 1, got {value}")

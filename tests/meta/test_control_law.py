@@ -202,3 +202,55 @@ def test_door_normaliser_is_fitted_on_the_experts_episodes_too() -> None:
         spreads.append(float(np.sqrt(norm.var[door_task.ANGLE])))
         learner.close()
     assert spreads[1] > 2 * spreads[0], spreads
+
+
+def test_interleave_puts_each_tasks_rounds_together() -> None:
+    from adapt_robot.meta.episodes import Episodes, interleave
+
+    def ep(tag: float) -> Episodes:  # 2 tasks, 1 step: obs = tag + task index
+        obs = np.array([[[tag]], [[tag + 1]]], dtype=np.float32)
+        return Episodes(obs, obs, obs[..., 0], np.ones((2, 1)), np.array([tag > 0, False]))
+
+    out = interleave([ep(0.0), ep(10.0), ep(20.0)])
+    assert out.obs[:, 0, 0].tolist() == [0, 10, 20, 1, 11, 21]
+    assert out.success.tolist() == [False, True, True, False, False, False]
+
+
+def test_sequential_exploration_acts_each_round_with_the_last_adaptation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adapt_robot.meta.identification import transition_batch
+
+    learner = _law_learner(
+        "smoke_law.yaml",
+        "algo.explore=sequential",
+        "algo.explore_episodes=2",
+        "sampler.tasks_per_iter=3",
+    )
+    played: list[np.ndarray] = []
+    real = learner.rollouts
+
+    def spy(theta: np.ndarray, *args: object, **kw: object) -> object:
+        played.append(theta.copy())
+        return real(theta, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(learner, "rollouts", spy)
+    rng = np.random.default_rng(0)
+    tasks = learner.train_tasks(rng)
+    out = learner.sequential_rollouts(tasks, rng)
+    learner.close()
+    assert out.obs.shape[0] == 2 * len(tasks)
+    played = [played[0], played[-1]]  # between them: the expert's episodes, for the normaliser
+    np.testing.assert_allclose(played[0], learner.thetas(learner._z0(len(tasks))), rtol=1e-6)
+    first = [
+        transition_batch(
+            out.obs[2 * i : 2 * i + 1],
+            out.act[2 * i : 2 * i + 1],
+            out.mask[2 * i : 2 * i + 1],
+            learner.capacity,
+        )
+        for i in range(len(tasks))
+    ]
+    want = learner.thetas(learner.adapt_batches(first)["context"])
+    np.testing.assert_allclose(played[1], want, rtol=1e-5)
+    assert not np.allclose(played[1], played[0])

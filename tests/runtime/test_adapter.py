@@ -336,6 +336,23 @@ def test_episodic_mode_repeats_when_not_once(point_bundle: Path) -> None:
     assert adapter.stats()["adapt_attempts"] == 3
 
 
+def test_sequential_mode_adapts_after_every_episode_on_this_objects_recent_ones(
+    point_bundle: Path,
+) -> None:
+    bundle = Bundle.load(point_bundle)
+    il = bundle.manifest.inner_loop
+    mode = EpisodicMode(episodes=1, steps=1, once=False, history=2)
+    with OnlineAdapter(bundle, mode=mode, auto_adapt=False) as adapter:
+        used = []
+        for seed in range(3):
+            run_episodes(adapter, 1, il.horizon, seed=seed)
+            used.append(adapter.adapt().episodes)
+        assert used == [1, 2, 2]  # all so far, then the last two
+        adapter.reset_to_meta()  # a new object: its own experience only
+        run_episodes(adapter, 1, il.horizon, seed=5)
+        assert adapter.adapt().episodes == 1
+
+
 def test_auto_adapt_without_recorded_data_never_raises(point_bundle: Path) -> None:
     mode = SlidingWindowMode(every=3, window=10, steps=1)
     with OnlineAdapter(point_bundle, mode=mode) as adapter:

@@ -10,7 +10,8 @@ Training is supervised: the privileged target is the ``theta`` the expert would 
 (:meth:`sim.core.family.TaskFamily.expert_law_params`), never shown to the robot. One iteration
 on ``M`` train tasks:
 
-1. **Explore:** ``E`` episodes per task acting with ``theta(z0)`` (the robot's first attempts).
+1. **Explore:** ``E`` episodes per task acting with ``theta(z0)`` (the robot's first attempts),
+   or (``explore: sequential``) each acting with the latent adapted on the episodes before it.
 2. **Adapt:** per task, the transitions of ``k`` random episodes (``k`` in 1..E) or, with
    probability ``window_p``, of a random prefix of the first episode (sliding window).
 3. **Learn** (``grad_steps`` Adam steps on a replay of recent iterations), through the inner
@@ -57,7 +58,7 @@ import torch
 from adapt_robot.config import setting
 from adapt_robot.meta.algorithms.identifying import IdentifyingConfig, IdentifyingLearner
 from adapt_robot.meta.control_law import ControlLawPolicy
-from adapt_robot.meta.episodes import Episodes, play_episodes
+from adapt_robot.meta.episodes import Episodes, interleave, play_episodes
 from adapt_robot.meta.identification import (
     model_fit,
     transition_batch,
@@ -97,6 +98,12 @@ class LawConfig(IdentifyingConfig):
         "squared sense, i.e. their mean (mean), or the one expert theta inside the most working "
         "windows of 512 train tasks, fixed at the start (mode: the best fixed setting where the "
         "mean works nowhere, e.g. a door's side and direction).",
+    )
+    explore: Literal["batch", "sequential"] = setting(
+        "batch",
+        doc="Exploration episodes per task all with theta(z0) (batch), or each with the "
+        "latent adapted on the task's episodes before it (sequential: what a robot that adapts "
+        "after every attempt sees; score it with experience: sequential).",
     )
     normalizer_expert: bool = setting(
         True,
@@ -203,10 +210,13 @@ class LawID(IdentifyingLearner):
         family = self.sampler.family
         tasks = self.train_tasks(rng)
         m, e = len(tasks), cfg.explore_episodes
-        jobs = [t for t in tasks for _ in range(e)]
-        explore = self.rollouts(self.thetas(self._z0(len(jobs))), jobs, rng, noise=True)
-        if self.iterations_done == 0 and not self.policy.normalizer.frozen:
-            self.fit_normalizer(explore, tasks, rng)
+        if cfg.explore == "sequential":
+            explore = self.sequential_rollouts(tasks, rng)
+        else:
+            jobs = [t for t in tasks for _ in range(e)]
+            explore = self.rollouts(self.thetas(self._z0(len(jobs))), jobs, rng, noise=True)
+            if self.iterations_done == 0 and not self.policy.normalizer.frozen:
+                self.fit_normalizer(explore, tasks, rng)
         batches = [
             self.training_batch(explore.obs, explore.act, explore.mask, i, rng) for i in range(m)
         ]
@@ -238,6 +248,36 @@ class LawID(IdentifyingLearner):
             "post_success": float(acted.success.mean()),
             **losses,
         }
+
+    def sequential_rollouts(self, tasks: list[TaskParams], rng: np.random.Generator) -> Episodes:
+        """``E`` rounds of one episode per task, each acting with the last adaptation's theta.
+
+        Round 0 acts with ``theta(z0)``; round ``j`` with the latent adapted from ``z0`` on the
+        task's rounds ``0..j-1`` (the robot's ``EpisodicMode(episodes=1, once=False,
+        history=E)``). Returned task-major (:func:`~adapt_robot.meta.episodes.interleave`), so
+        the first ``k`` episodes of a task are its experience after ``k`` adaptations.
+        """
+        m, e = len(tasks), self.cfg.explore_episodes
+        z = self._z0(m)
+        rounds: list[Episodes] = []
+        for j in range(e):
+            rounds.append(self.rollouts(self.thetas(z), tasks, rng, noise=True))
+            if j == 0 and self.iterations_done == 0 and not self.policy.normalizer.frozen:
+                self.fit_normalizer(rounds[0], tasks, rng)
+            if j + 1 < e:
+                seen = interleave(rounds)
+                k = j + 1
+                batches = [
+                    transition_batch(
+                        seen.obs[i * k : (i + 1) * k],
+                        seen.act[i * k : (i + 1) * k],
+                        seen.mask[i * k : (i + 1) * k],
+                        self.capacity,
+                    )
+                    for i in range(m)
+                ]
+                z = self.adapt_batches(batches)["context"]
+        return interleave(rounds)
 
     def fit_normalizer(
         self, explore: Episodes, tasks: list[TaskParams], rng: np.random.Generator

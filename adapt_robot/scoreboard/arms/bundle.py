@@ -11,6 +11,9 @@ the meta-parameters (``reset_to_meta()``, experience cleared):
 - ``after_k``: ``k`` episodes of experience, one synchronous ``adapt()`` on them
   (``EpisodicMode(episodes=k)``), then ``post_episodes`` new episodes with whatever the
   acceptance rule kept (the meta-parameters after a rollback, counted by reason);
+  With ``experience: sequential``, an adaptation follows each of the ``k`` episodes, on all
+  of them so far (``EpisodicMode(episodes=1, once=False, history=k)``), so each episode acts
+  with the last result: what a robot that adapts after every attempt does;
 - ``first_attempt``: one episode with ``SlidingWindowMode``: every ``window_every`` ticks a
   synchronous ``adapt()`` on the last ``window`` transitions, the new parameters used from the
   next tick. A robot adapts off the control thread, so its parameters arrive some ticks later;
@@ -27,7 +30,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -77,6 +80,13 @@ class BundleSpec(ArmSpec):
         False,
         doc="after_k: skip the adaptation when the last experience episode succeeded (the "
         "runtime's EpisodicMode(keep_on_success=True)); counted as kept_success.",
+    )
+    experience: Literal["batch", "sequential"] = setting(
+        "batch",
+        doc="after_k: k episodes with the meta-parameters, then one adaptation on them "
+        "(batch); or an adaptation after each of the k episodes, on all of them so far, each "
+        "episode acted with the last result (sequential: EpisodicMode(episodes=1, once=False, "
+        "history=k)). Every adaptation's outcome is counted.",
     )
     window_every: int = setting(
         5, doc="first_attempt: control ticks between sliding-window adaptations.", ge=1
@@ -175,6 +185,13 @@ class BundleArm:
                     window=spec.window or min(inner.capacity, inner.horizon),
                     steps=spec.window_steps or inner.steps,
                 )
+            elif spec.experience == "sequential":
+                modes[stage] = EpisodicMode(
+                    episodes=1,
+                    once=False,
+                    keep_on_success=spec.keep_on_success,
+                    history=int(stage.rsplit("_", 1)[1]),
+                )
             else:
                 modes[stage] = EpisodicMode(
                     episodes=int(stage.rsplit("_", 1)[1]),
@@ -195,7 +212,7 @@ class BundleArm:
             )
             for stage, mode in modes.items()
         }
-        runs = {stage: _StageRun(stage) for stage in stages}
+        runs = {stage: _StageRun(stage, spec.experience == "sequential") for stage in stages}
         try:
             for task in tasks:
                 robot.set_task(task)
@@ -229,8 +246,9 @@ class BundleArm:
 class _StageRun:
     """Collects one stage's episodes and adaptations over the tasks."""
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, sequential: bool = False) -> None:
         self.stage = stage
+        self.sequential = sequential
         self.success: list[list[bool]] = []
         self.returns: list[list[float]] = []
         self.first: list[float] = []
@@ -261,7 +279,10 @@ class _StageRun:
             if self.stage not in (FIXED, BEFORE):
                 for _ in range(int(self.stage.rsplit("_", 1)[1])):
                     run_episode(robot, adapter)
-                self._adapt(adapter)
+                    if self.sequential:
+                        self._adapt(adapter)
+                if not self.sequential:
+                    self._adapt(adapter)
             scored = [run_episode(robot, adapter) for _ in range(post_episodes)]
         self.success.append([e.success for e in scored])
         self.returns.append([e.ret for e in scored])
