@@ -148,6 +148,7 @@ class OnlineAdapter:
         self._episodes_since = 0
         self._ticks_since = 0
         self._adapted_once = False
+        self._warned_dropped = False
         self._episode_ok = False
         """Some step of the current episode succeeded."""
         self._last_episode_ok = False
@@ -356,6 +357,17 @@ class OnlineAdapter:
             self._ticks_since = 0
         self._stats["dropped_rows"] += episodes.dropped_rows
         self._stats["dropped_episodes"] += episodes.dropped_episodes
+        if episodes.dropped_episodes and not self._warned_dropped:  # once: the control thread
+            self._warned_dropped = True
+            logger.warning(
+                "adaptation left out %d episode(s) (%d rows) that no longer fit the bundle's "
+                "inner_loop.capacity of %d rows; re-export with `adapt-robot export RUN -o DIR "
+                "--capacity N` (N >= episodes x horizon) or adapt on fewer episodes (counted in "
+                "stats()['dropped_episodes'])",
+                episodes.dropped_episodes,
+                episodes.dropped_rows,
+                self._buffer.capacity,
+            )
         return episodes, self._generation
 
     def _run(self, episodes: Episodes, generation: int, stop: Stop) -> AdaptResult:

@@ -145,7 +145,9 @@ def test_episodic_mode_adapts_once_then_keeps_the_params(point_bundle: Path) -> 
         assert adapter.stats()["adaptations"] == 2
 
 
-def test_more_episodes_than_capacity_keeps_the_most_recent(point_bundle: Path) -> None:
+def test_more_episodes_than_capacity_keeps_the_most_recent(
+    point_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bundle = Bundle.load(point_bundle)
     il = bundle.manifest.inner_loop
     per_capacity = il.capacity // il.horizon
@@ -155,6 +157,7 @@ def test_more_episodes_than_capacity_keeps_the_most_recent(point_bundle: Path) -
     assert result.episodes == per_capacity and result.rows == per_capacity * il.horizon
     assert result.dropped_rows == il.horizon
     assert adapter.stats()["dropped_episodes"] == 1
+    assert "left out 1 episode(s)" in caplog.text and "--capacity" in caplog.text
 
 
 def test_sliding_window_cuts_segments_at_episode_ends(point_bundle: Path) -> None:
