@@ -135,7 +135,7 @@ class SimRobot:
         self._obs = obs[0]
         self._reward = float(reward[0])
         self._done = bool(terminated[0] or truncated[0])
-        self._success = self._success or bool(info["success"][0])
+        self._success = bool(info["episode_success"][0])
         self.steps += 1
 
     def reward(self) -> float | None:
@@ -147,7 +147,7 @@ class SimRobot:
         return self._done
 
     def success(self) -> bool | None:
-        """The task was achieved at some step of this episode."""
+        """The episode so far succeeded, by the family's ``success_rule``."""
         return self._success if self._started else None
 
     def render(self, width: int = 320, height: int = 240) -> np.ndarray:

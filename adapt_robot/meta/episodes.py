@@ -55,17 +55,15 @@ def play_episodes(
     actions = np.zeros((b, horizon, env.act_dim), dtype=np.float32)
     rew = np.zeros((b, horizon))
     mask = np.zeros((b, horizon), dtype=np.float32)
-    success = np.zeros(b, dtype=bool)
     for t in range(horizon):
         live = ~env.done
         if not live.any():
             break
         a = act(t, o)
         obs[:, t], actions[:, t], mask[:, t] = o, a, live
-        o, r, _, _, info = env.step(np.clip(a, -1.0, 1.0))
+        o, r, _, _, _ = env.step(np.clip(a, -1.0, 1.0))
         rew[:, t] = np.where(live, r, 0.0)
-        success = np.where(live, info["success"], success)
-    return Episodes(obs, actions, rew, mask, success)
+    return Episodes(obs, actions, rew, mask, env.episode_success.copy())
 
 
 def interleave(rounds: Sequence[Episodes]) -> Episodes:

@@ -91,7 +91,6 @@ def demonstrate(
             for e in experts:
                 e.reset()
             obs = env.reset(rng)
-            ok = np.zeros(batch, dtype=bool)
             for _ in range(family.max_steps):
                 clean = np.clip(
                     np.stack([e.act(o) for e, o in zip(experts, obs, strict=True)]), low, high
@@ -105,11 +104,10 @@ def demonstrate(
                 noisy = np.clip(
                     clean + cfg.action_noise * rng.standard_normal(clean.shape), low, high
                 )
-                obs, _, _, _, info = env.step(noisy)
-                ok |= info["success"] & live
+                obs, _, _, _, _ = env.step(noisy)
                 if env.done.all():
                     break
-            successes.append(ok[:n])
+            successes.append(env.episode_success[:n].copy())
     finally:
         env.close()
     return Demonstrations(

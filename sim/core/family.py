@@ -19,6 +19,8 @@ from sim.core.params import TaskParams
 from sim.core.spec import VectorSpec
 
 Split = Literal["train", "test"]
+SuccessRule = Literal["any", "final"]
+"""When an episode counts as a success: ``any`` step succeeded, or its ``final`` live step."""
 SPLITS: tuple[Split, ...] = ("train", "test")
 
 P = TypeVar("P", bound=TaskParams)
@@ -94,6 +96,12 @@ class TaskFamily(ABC, Generic[P]):
     max_steps: ClassVar[int]
     """Episode length in control steps (truncation)."""
     engines: ClassVar[tuple[str, ...]]
+    success_rule: ClassVar[SuccessRule] = "any"
+    """When an episode succeeded (:func:`episode_success`), the one rule that training,
+    evaluation, the scoreboard, the experts and deploy count with (through
+    :attr:`sim.envs.vector.VectorTaskEnv.episode_success`): ``any`` step (an object lifted and
+    held, a door opened, as Meta-World counts) or the ``final`` live step (a reacher that must
+    stay at its goal)."""
     observation_reward: ClassVar[bool] = True
     """True when reward and success need nothing but observations and actions (a robot can
     compute them on-line). False for teaching tasks whose reward uses the hidden goal."""
@@ -253,3 +261,17 @@ def task_record(task: Any) -> dict[str, Any]:
     if isinstance(attrs, dict) and attrs:
         return {k: _plain(v) for k, v in attrs.items() if not k.startswith("_")}
     return {"repr": repr(task)}
+
+
+def episode_success(
+    rule: SuccessRule, so_far: np.ndarray, step: np.ndarray, live: np.ndarray
+) -> np.ndarray:
+    """Episode success ``[B]`` after a step: ``so_far`` updated with this ``step``'s success.
+
+    ``live`` marks the envs that took the step (an ended episode keeps its outcome).
+    """
+    if rule == "any":
+        return np.asarray(so_far | (step & live))
+    if rule == "final":
+        return np.where(live, step, so_far)
+    raise ValueError(f"success_rule: expected 'any' or 'final', got {rule!r}")

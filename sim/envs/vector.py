@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.core.family import EpisodeState, TaskFamily
+from sim.core.family import EpisodeState, TaskFamily, episode_success
 from sim.core.params import TaskParams
 from sim.core.spec import check_action
 
@@ -39,6 +39,8 @@ class VectorTaskEnv:
         self._state: EpisodeState = {}
         self._obs = np.zeros((batch, self.obs_dim), dtype=np.float32)
         self.done = np.zeros(batch, dtype=bool)
+        self.episode_success = np.zeros(batch, dtype=bool)
+        """Each env's episode success so far, by the family's ``success_rule``."""
         self.t = 0
 
     def set_tasks(self, tasks: Sequence[TaskParams]) -> None:
@@ -63,6 +65,7 @@ class VectorTaskEnv:
         self._state = self.family.new_episode(self.tasks, sensors)
         self._obs = self.family.observe(sensors, self._state).astype(np.float32)
         self.done[:] = False
+        self.episode_success = np.zeros(self.batch, dtype=bool)
         self.t = 0
         return self._obs.copy()
 
@@ -71,7 +74,9 @@ class VectorTaskEnv:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Step all envs with ``action [B, A]``.
 
-        Returns ``(obs, reward, terminated, truncated, info)`` with ``info["success"]`` and
+        Returns ``(obs, reward, terminated, truncated, info)`` with ``info["success"]`` (this
+        step), ``info["episode_success"]`` (the episode so far, by the family's
+        ``success_rule``) and
         ``info["physics_fault"]`` (the envs the engine failed to step this time: they terminate
         with their last observation, zero reward and no success).
         Raises ValueError for a wrong shape or a non-finite action before any physics runs.
@@ -93,6 +98,9 @@ class VectorTaskEnv:
         )
         reward = np.where(moved, raw_reward, 0.0)
         success = success & ~fault
+        self.episode_success = episode_success(
+            self.family.success_rule, self.episode_success, success, live
+        )
         terminated = (ended | fault) & live
         self.t += 1
         truncated = np.full(self.batch, self.t >= self.max_steps) & live & ~terminated
@@ -103,7 +111,11 @@ class VectorTaskEnv:
             reward.astype(np.float64),
             terminated,
             truncated,
-            {"success": success, "physics_fault": fault},
+            {
+                "success": success,
+                "episode_success": self.episode_success.copy(),
+                "physics_fault": fault,
+            },
         )
 
     def render(self, index: int = 0, width: int = 320, height: int = 240) -> np.ndarray:

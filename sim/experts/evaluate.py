@@ -57,17 +57,14 @@ def run_experts(
             for e in experts:
                 e.reset()
             obs = env.reset(rng)
-            ok = np.zeros(batch, dtype=bool)
             ret = np.zeros(batch)
             for _ in range(family.max_steps):
                 act = np.stack([e.act(o) for e, o in zip(experts, obs, strict=True)])
-                live = ~env.done
-                obs, rew, _, _, info = env.step(act)
-                ok |= info["success"] & live
+                obs, rew, _, _, _ = env.step(act)
                 ret += rew
                 if env.done.all():
                     break
-            successes.append(ok[:n])
+            successes.append(env.episode_success[:n].copy())
             returns.append(ret[:n])
     finally:
         env.close()

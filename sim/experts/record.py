@@ -44,7 +44,7 @@ def record_expert(
         ok, ret, steps = False, 0.0, 0
         while not env.done[0]:
             obs, rew, _, _, info = env.step(expert.act(obs[0])[None])
-            ok |= bool(info["success"][0])
+            ok = bool(info["episode_success"][0])
             ret += float(rew[0])
             steps += 1
             frames.append(env.render(0, width, height))

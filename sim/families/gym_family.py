@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 
-from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from sim.core.family import EpisodeState, Expert, Physics, Split, SuccessRule, TaskFamily
 from sim.core.spec import Field, VectorSpec
 
 GYM_ENGINE = "gym"
@@ -195,12 +195,17 @@ def gym_task_family(
     *,
     task_type: type,
     max_steps: int,
+    success_rule: SuccessRule = "any",
 ) -> type[GymTaskFamily]:
     """A :class:`GymTaskFamily` subclass for ``make_env`` + ``sample_tasks``.
 
     Register it with ``register_family(name, cls)``. ``max_steps`` is the fixed episode length
-    of the lockstep batches (the env may terminate earlier).
+    of the lockstep batches (the env may terminate earlier). ``success_rule``: an episode
+    succeeded if ``info["success"]`` was true at ``any`` step (Meta-World's rule) or at its
+    ``final`` one; training, evaluation, the scoreboard and deploy all count with it.
     """
+    if success_rule not in ("any", "final"):
+        raise ValueError(f"success_rule: expected 'any' or 'final', got {success_rule!r}")
     if max_steps < 1:
         raise ValueError(f"max_steps: expected an integer >= 1, got {max_steps}")
     probe = make_env()
@@ -223,6 +228,7 @@ def gym_task_family(
         "obs_spec": obs_spec,
         "action_spec": action_spec,
         "max_steps": max_steps,
+        "success_rule": success_rule,
         "make_env": staticmethod(make_env),
         "task_sampler": staticmethod(sample_tasks),
         "__module__": __name__,

@@ -149,6 +149,8 @@ class PointFamily(TaskFamily[PointParams]):
         """Minus the distance from the new position to the goal."""
         return -np.linalg.norm(next_obs[..., :2] - ctx[..., :2], axis=-1)
 
+    success_rule = "final"  # a reacher must end at its goal, not pass through it
+
     def success(self, next_obs: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         """Within 5 cm of the goal."""
         return np.linalg.norm(next_obs[..., :2] - ctx[..., :2], axis=-1) < SUCCESS_RADIUS

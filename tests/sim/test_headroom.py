@@ -80,17 +80,20 @@ def test_candidates_are_train_tasks_then_their_mean() -> None:
         hr.fixed_hidden_candidates("point", 0, seed=0)
 
 
-def test_fixed_expert_succeeds_on_its_way_and_fails_invalid_tasks() -> None:
-    # Heading for (0.5, 0) from the origin at 0.1 m/step passes within 5 cm of (0.2, 0).
+def test_fixed_expert_succeeds_where_it_ends_and_fails_invalid_tasks() -> None:
+    # Heading for (0.5, 0) from the origin at 0.1 m/step passes within 5 cm of (0.2, 0) but
+    # ends at (0.5, 0): point's success_rule is "final", so only a goal there counts.
     tasks = [
         RingParams(goal_x=0.2, goal_y=0.0, max_r=0.3),  # (0.5, 0) invalid here: a failure
-        RingParams(goal_x=0.2, goal_y=0.0, max_r=1.0),  # on the way: a success
+        RingParams(goal_x=0.5, goal_y=0.0, max_r=1.0),  # where it ends: a success
+        RingParams(goal_x=0.2, goal_y=0.0, max_r=1.0),  # passed on the way: a failure
         RingParams(goal_x=0.0, goal_y=0.3, max_r=1.0),  # elsewhere: a failure
     ]
+    assert PointFamily.success_rule == "final"
     ok = hr.fixed_hidden_success(PointFamily(), "numpy", tasks, {"goal_x": 0.5, "goal_y": 0.0})
-    np.testing.assert_array_equal(ok, [False, True, False])
+    np.testing.assert_array_equal(ok, [False, True, False, False])
     never = hr.fixed_hidden_success(PointFamily(), "numpy", tasks, {"goal_x": 1.4})
-    np.testing.assert_array_equal(never, [False, False, False])
+    np.testing.assert_array_equal(never, [False, False, False, False])
 
 
 def test_best_fixed_is_chosen_on_validation_with_ties_to_the_first() -> None:

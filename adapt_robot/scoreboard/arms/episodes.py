@@ -53,7 +53,8 @@ def run_episode(
         if on_tick is not None:
             on_tick(t)
         if done:
-            return EpisodeOutcome(ret=ret, success=first is not None, first_success=first, ticks=t)
+            ok = bool(succeeded)  # the family's success_rule, as the robot counts it
+            return EpisodeOutcome(ret=ret, success=ok, first_success=first if ok else None, ticks=t)
         if t >= limit:
             raise RuntimeError(
                 f"run_episode: the {robot.family.name} robot did not end the episode within "
