@@ -54,7 +54,8 @@ MAX_PARAM_BYTES = 256 * MiB
 """Largest total size of the arrays of ``params.npz`` once decompressed."""
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 """A file name a bundle may list: no directory part, no leading dot."""
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+"""A sha256 digest as export writes it: 64 lowercase hex digits."""
 _LOCK_KEYS = ("format_version", "files", "sha256")
 
 
@@ -288,6 +289,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def check_format_version(version: Any, expected: int, source: str) -> None:
+    """Refuse a bundle file of another format version (``source`` names the file)."""
+    if version != expected or isinstance(version, bool):
+        raise BundleError(
+            f"{source}: format_version: bundle has version {version!r}, this adapt-robot reads "
+            f"version {expected}; {REEXPORT} (or load it with the adapt-robot that wrote it)"
+        )
+
+
 def read_lock(root: Path, format_version: int, required: str) -> dict[str, str]:
     """``bundle.lock``'s ``name -> sha256`` entries, checked against its own digest.
 
@@ -311,15 +321,10 @@ def read_lock(root: Path, format_version: int, required: str) -> dict[str, str]:
     if not isinstance(body, dict) or sorted(body) != sorted(_LOCK_KEYS):
         got = sorted(body) if isinstance(body, dict) else type(body).__name__
         raise BundleError(f"{path}: expected the keys {sorted(_LOCK_KEYS)}, got {got}; {REEXPORT}")
-    version = body["format_version"]
-    if version != format_version or isinstance(version, bool):
-        raise BundleError(
-            f"{path}: format_version: bundle has version {version!r}, this adapt-robot reads "
-            f"version {format_version}; {REEXPORT} (or load it with the adapt-robot that wrote it)"
-        )
+    check_format_version(body["format_version"], format_version, str(path))
     files = body["files"]
     if not isinstance(files, dict) or not all(
-        isinstance(k, str) and PLAIN_NAME.match(k) and isinstance(v, str) and _SHA256.match(v)
+        isinstance(k, str) and PLAIN_NAME.match(k) and isinstance(v, str) and SHA256_HEX.match(v)
         for k, v in files.items()
     ):
         raise BundleError(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +47,8 @@ from adapt_robot.runtime.bundle_files import (
     MAX_PARAM_BYTES,
     PLAIN_NAME,
     REEXPORT,
+    SHA256_HEX,
+    check_format_version,
     npz_arrays,
     parse_strict_yaml,
     read_lock,
@@ -242,13 +243,9 @@ class InnerLoopSpec:
     the robot's own transitions, no reward; the latent learner adapts ``context``)."""
 
 
-_PLAIN_NAME = PLAIN_NAME
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
 def _check_file_name(field_path: str, name: str) -> None:
     """A file named in the manifest stays inside the bundle directory (no path parts)."""
-    if not _PLAIN_NAME.match(name) or name in (".", ".."):
+    if not PLAIN_NAME.match(name) or name in (".", ".."):
         raise FieldError(
             field_path, f"expected a file name inside the bundle directory, got {name!r}"
         )
@@ -328,7 +325,7 @@ class Manifest:
             seen.add(p.name)
         for name, digest in self.files.items():
             _check_file_name(f"files.{name}", name)
-            if not _SHA256.match(digest):
+            if not SHA256_HEX.match(digest):
                 raise FieldError(
                     f"files.{name}", f"expected a hex sha256 (64 of 0-9a-f), got {digest!r}"
                 )
@@ -367,13 +364,7 @@ def parse_manifest(data: Any, source: str = MANIFEST) -> Manifest:
         raise BundleError(f"{source}: expected a mapping at the top level; {REEXPORT}")
     if "format_version" not in data:
         raise BundleError(f"{source}: format_version: missing field; {REEXPORT}")
-    version = data["format_version"]
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise BundleError(
-            f"{source}: format_version: bundle has version {version!r}, this adapt-robot reads "
-            f"version {FORMAT_VERSION}; {REEXPORT} (or load it with the adapt-robot that wrote "
-            "it)"
-        )
+    check_format_version(data["format_version"], FORMAT_VERSION, source)
     try:
         _require_every_field(Manifest, data, "")
         return build(Manifest, data)

@@ -13,6 +13,7 @@ from sim.experts.evaluate import cross_task, run_experts, solvability
 from sim.families.door import DoorFamily, DoorParams
 from sim.families.door import task as T
 from sim.families.door.mujoco_scene import door_mjcf
+from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")
 
@@ -20,24 +21,6 @@ ENGINES = ("mujoco", "pybullet")
 @pytest.fixture(scope="module")
 def family() -> DoorFamily:
     return DoorFamily()
-
-
-def _door(**kw: object) -> DoorParams:
-    base: dict[str, object] = {
-        "hinge_side": "left",
-        "opens": "push",
-        "handle": "lever",
-        "latched": True,
-        "width": 0.26,
-        "handle_x": -0.03,
-        "handle_y": 0.0,
-        "handle_z": 0.2,
-        "damping": 2.0,
-        "friction": 0.3,
-        "spring": 1.0,
-    }
-    base.update(kw)
-    return DoorParams(**base)  # type: ignore[arg-type]
 
 
 def _episode(family: DoorFamily, engine: str, task: DoorParams, expert_task: DoorParams):
@@ -63,13 +46,13 @@ def _episode(family: DoorFamily, engine: str, task: DoorParams, expert_task: Doo
 # --- parameters and splits ----------------------------------------------------------------------
 def test_bad_parameters_raise_naming_the_field() -> None:
     with pytest.raises(ValueError, match=r"DoorParams\.width"):
-        _door(width=0.5)
+        door(width=0.5)
     with pytest.raises(ValueError, match=r"DoorParams\.hinge_side"):
-        _door(hinge_side="top")
+        door(hinge_side="top")
     with pytest.raises(TypeError, match=r"DoorParams\.damping"):
-        _door(damping="stiff")
+        door(damping="stiff")
     with pytest.raises(ValueError, match=r"DoorParams\.latched"):
-        _door(handle="knob", latched=True)
+        door(handle="knob", latched=True)
 
 
 def test_hidden_parameters_are_the_ones_to_adapt_to() -> None:
@@ -90,7 +73,7 @@ def test_splits_are_disjoint_and_classified(family: DoorFamily) -> None:
         combos = {(t.hinge_side, t.opens, t.handle, t.latched) for t in tasks}
         assert len(combos) == 12
     with pytest.raises(ValueError, match="neither split"):
-        family.in_split(_door(width=0.25, damping=6.0))
+        family.in_split(door(width=0.25, damping=6.0))
     with pytest.raises(ValueError, match="split"):
         family.sample_tasks(rng, 1, "val")  # type: ignore[arg-type]
 
@@ -101,7 +84,7 @@ def test_every_door_compiles_to_the_same_sizes(family: DoorFamily) -> None:
     from sim.engines.mujoco_engine import asset_bytes
 
     assets = {"gripper.xml": asset_bytes("gripper/gripper.xml")}
-    tasks = [_door(handle="knob", latched=False, hinge_side="right", opens="pull"), _door()]
+    tasks = [door(handle="knob", latched=False, hinge_side="right", opens="pull"), door()]
     sizes = set()
     for t in tasks:
         m = mujoco.MjModel.from_xml_string(door_mjcf(t), assets)
@@ -128,7 +111,7 @@ def test_reward_is_a_pure_function_of_observations() -> None:
 def test_env_reward_equals_reward_recomputed_from_observations(
     family: DoorFamily, engine: str
 ) -> None:
-    task = _door(opens="pull", hinge_side="right")
+    task = door(opens="pull", hinge_side="right")
     obs, acts, rews = _episode(family, engine, task, task)
     recomputed = T.reward(obs[:-1], acts, obs[1:])
     # The env reports float32 observations; recomputing from them matches to float32 precision.
@@ -139,7 +122,7 @@ def test_env_reward_equals_reward_recomputed_from_observations(
 # --- the latch -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_latched_door_opens_only_after_pressing_the_lever(family: DoorFamily, engine: str) -> None:
-    task = _door(opens="pull", latched=True)
+    task = door(opens="pull", latched=True)
     # An expert that believes it is a knob pulls without pressing: the latch holds the door.
     naive = dataclasses.replace(task, handle="knob", latched=False)
     obs, _, _ = _episode(family, engine, task, naive)
@@ -157,7 +140,7 @@ def test_latched_door_opens_only_after_pressing_the_lever(family: DoorFamily, en
 
 # --- engines agree ----------------------------------------------------------------------------
 def test_engines_agree_on_the_same_actions(family: DoorFamily) -> None:
-    task = _door(opens="pull", handle="knob", latched=False)
+    task = door(opens="pull", handle="knob", latched=False)
     mj, acts, _ = _episode(family, "mujoco", task, task)
     env = VectorTaskEnv(family, "pybullet", 1)
     try:

@@ -4,6 +4,7 @@ and told the true door it opens it in both engines."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from sim.experts.evaluate import run_experts
 from sim.families.door import DoorFamily, DoorParams
 from sim.families.door import expert as de
 from sim.families.door import task as T
+from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")
 
@@ -23,22 +25,7 @@ def family() -> DoorFamily:
     return DoorFamily()
 
 
-def _door(**kw: object) -> DoorParams:
-    base: dict[str, object] = {
-        "hinge_side": "left",
-        "opens": "push",
-        "handle": "lever",
-        "latched": True,
-        "width": 0.31,
-        "handle_x": -0.03,
-        "handle_y": 0.02,
-        "handle_z": 0.2,
-        "damping": 5.0,
-        "friction": 0.5,
-        "spring": 3.0,
-    }
-    base.update(kw)
-    return DoorParams(**base)  # type: ignore[arg-type]
+_door = functools.partial(door, width=0.31, handle_y=0.02, damping=5.0, friction=0.5, spring=3.0)
 
 
 KINDS = (

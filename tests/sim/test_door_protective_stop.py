@@ -4,6 +4,7 @@ episode, the same trip in both engines when a door is pushed the wrong way, neve
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from sim.envs.vector import VectorTaskEnv
 from sim.families.door import DoorFamily, DoorParams
 from sim.families.door import protective_stop as PS
 from sim.families.door import task as T
+from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")
 
@@ -24,22 +26,7 @@ def _sensors(ee: tuple[float, float, float], vel: tuple[float, float, float]) ->
     return row[None]
 
 
-def _door(**kw: object) -> DoorParams:
-    base: dict[str, object] = {
-        "hinge_side": "left",
-        "opens": "pull",
-        "handle": "knob",
-        "latched": False,
-        "width": 0.26,
-        "handle_x": -0.03,
-        "handle_y": 0.0,
-        "handle_z": 0.2,
-        "damping": 2.0,
-        "friction": 0.3,
-        "spring": 1.0,
-    }
-    base.update(kw)
-    return DoorParams(**base)  # type: ignore[arg-type]
+_door = functools.partial(door, opens="pull", handle="knob", latched=False)
 
 
 # --- the estimate (pure numpy) -----------------------------------------------------------------

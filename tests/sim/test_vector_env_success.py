@@ -22,9 +22,7 @@ def test_any_and_final_rules_by_hand() -> None:
 
 
 @pytest.mark.parametrize(("rule", "want"), [("any", True), ("final", False)])
-def test_an_episode_that_passes_its_goal_counts_by_the_familys_rule(
-    rule: str, want: bool
-) -> None:
+def test_an_episode_that_passes_its_goal_counts_by_the_familys_rule(rule: str, want: bool) -> None:
     # The slider starts near 0; a goal at +0.3 is passed at x = 0.3 and left behind.
     fam = gym_task_family(
         f"slider_{rule}",
