@@ -165,20 +165,22 @@ class LawID(IdentifyingLearner):
         self.start_goal: torch.Tensor | None = None
         """``start_goal: mode``: the best fixed theta of ``MODE_TASKS`` train tasks ([-1, 1])."""
         if cfg.start_goal == "mode":
-            family = sampler.family
-            tasks = family.sample_tasks(
-                np.random.default_rng([seed, MODE_STREAM]), MODE_TASKS, "train"
-            )
-            self.start_goal = mode_goal(
-                torch.as_tensor(
-                    np.stack([self.law.to_unit(family.expert_law_params(t)) for t in tasks]),
-                    dtype=torch.float32,
-                ),
-                torch.as_tensor(
-                    np.stack([[self.law.to_unit(w) for w in family.law_window(t)] for t in tasks]),
-                    dtype=torch.float32,
-                ),
-            )
+            rng = np.random.default_rng([seed, MODE_STREAM])
+            tasks = sampler.family.sample_tasks(rng, MODE_TASKS, "train")
+            self.start_goal = mode_goal(*self.unit_goals(tasks))
+
+    def unit_goals(self, tasks: list[TaskParams]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The expert's theta ``[N, P]`` and working window ``[N, 2, P]`` of each task.
+
+        Scaled to [-1, 1] (privileged, training only).
+        """
+        family = self.sampler.family
+        targets = [self.law.to_unit(family.expert_law_params(t)) for t in tasks]
+        windows = [[self.law.to_unit(w) for w in family.law_window(t)] for t in tasks]
+        as_tensor = torch.as_tensor
+        return as_tensor(np.stack(targets), dtype=torch.float32), as_tensor(
+            np.stack(windows), dtype=torch.float32
+        )
 
     # --- acting ---------------------------------------------------------------------------
     def thetas(self, z: torch.Tensor) -> np.ndarray:
@@ -207,7 +209,6 @@ class LawID(IdentifyingLearner):
     def iteration(self, rng: np.random.Generator) -> dict[str, float]:
         """Explore with theta(z0), adapt, learn on the replay."""
         cfg = self.cfg
-        family = self.sampler.family
         tasks = self.train_tasks(rng)
         m, e = len(tasks), cfg.explore_episodes
         if cfg.explore == "sequential":
@@ -215,27 +216,15 @@ class LawID(IdentifyingLearner):
         else:
             jobs = [t for t in tasks for _ in range(e)]
             explore = self.rollouts(self.thetas(self._z0(len(jobs))), jobs, rng, noise=True)
-            if self.iterations_done == 0 and not self.policy.normalizer.frozen:
-                self.fit_normalizer(explore, tasks, rng)
+            self.fit_normalizer(explore, tasks, rng)
         batches = [
             self.training_batch(explore.obs, explore.act, explore.mask, i, rng) for i in range(m)
         ]
         adapted = self.adapt_batches(batches)
         acted = self.rollouts(self.thetas(adapted["context"]), tasks, rng, noise=True)
+        targets, windows = self.unit_goals(tasks)
         self.replay.append(
-            [
-                _Unit(
-                    batch=b,
-                    target=torch.as_tensor(
-                        self.law.to_unit(family.expert_law_params(t)), dtype=torch.float32
-                    ),
-                    window=torch.as_tensor(
-                        np.stack([self.law.to_unit(w) for w in family.law_window(t)]),
-                        dtype=torch.float32,
-                    ),
-                )
-                for b, t in zip(batches, tasks, strict=True)
-            ]
+            [_Unit(batch=b, target=targets[i], window=windows[i]) for i, b in enumerate(batches)]
         )
         losses = self.learn(rng)
         self.iterations_done += 1
@@ -262,7 +251,7 @@ class LawID(IdentifyingLearner):
         rounds: list[Episodes] = []
         for j in range(e):
             rounds.append(self.rollouts(self.thetas(z), tasks, rng, noise=True))
-            if j == 0 and self.iterations_done == 0 and not self.policy.normalizer.frozen:
+            if j == 0:
                 self.fit_normalizer(rounds[0], tasks, rng)
             if j + 1 < e:
                 seen = interleave(rounds)
@@ -284,18 +273,22 @@ class LawID(IdentifyingLearner):
     ) -> None:
         """Fit and freeze the observation normaliser on the first iteration's episodes.
 
+        Nothing once it is frozen (after the first iteration, or a resumed run).
+
         The first attempts ``explore`` and, with ``normalizer_expert``, one episode per task
         acting with the expert's own ``theta`` (privileged, training only): the states a law
         that adapted well visits (a door that swings, a lever pressed) are then inside the
         training spread, which the model's inputs and the runtime's teleport check
         (:func:`adapt_robot.runtime.safety.transition_scale`) are scaled by.
         """
+        norm = self.policy.normalizer
+        if norm.frozen:
+            return
         parts = [explore]
         if self.cfg.normalizer_expert:
             family = self.sampler.family
             theta = np.stack([family.expert_law_params(t) for t in tasks])
             parts.append(self.rollouts(theta, tasks, rng, noise=True))
-        norm = self.policy.normalizer
         for ep in parts:
             live = ep.mask.reshape(-1) > 0
             norm.update(ep.obs.reshape(-1, ep.obs.shape[-1])[live])
