@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not adapt when the last exploration episode succeeded",
     )
+    dep.add_argument(
+        "--sequential",
+        action="store_true",
+        help="adapt after each of the K exploration episodes, on all of them so far (only the "
+        "first, with the meta-parameters, is scored before)",
+    )
     dep.add_argument("--seed", type=int, default=0, help="seed of the objects, robot and noise")
     dep.add_argument("--providers", default="cpu", help="ONNX Runtime providers, e.g. cuda,cpu")
     dep.add_argument("--gif", default=None, metavar="PATH", help="before/after GIF, 1st object")

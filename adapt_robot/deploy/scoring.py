@@ -22,8 +22,11 @@ from adapt_robot.runtime.adapter import OnlineAdapter
 
 BEFORE = "before"
 """Phase of the ``K`` exploration episodes (meta-parameters)."""
+EXPERIENCE = "experience"
+"""Sequential schedule: phase of exploration episodes 2..K, each acting with the adaptation
+on the episodes before it (not scored)."""
 TRANSITION = "transition"
-"""Phase of an episode that started while the adaptation was running (not scored)."""
+"""Phase of an episode that started while an adaptation was running (not scored)."""
 AFTER = "after"
 """Phase of the post episodes (adapted parameters, or the meta-parameters after a rollback)."""
 
@@ -33,7 +36,7 @@ class EpisodeRecord:
     """One episode of the control loop."""
 
     phase: str
-    """``before``, ``transition`` or ``after``."""
+    """``before``, ``experience``, ``transition`` or ``after``."""
     ret: float
     """Undiscounted return."""
     success: bool
@@ -58,12 +61,21 @@ class AdaptOutcome:
 class ScoredController:
     """The controller of one object's run: the adapter plus scoring and the K/post schedule.
 
-    ``act`` and ``observe`` forward to the adapter (``auto_adapt`` off). At the end of the
-    ``K``-th episode ``observe`` starts :meth:`OnlineAdapter.adapt_async` and returns at once.
-    Each episode's phase is fixed at its first ``act``: ``before`` until ``K`` episodes are
-    done, then ``transition`` while the adaptation runs and ``after`` once it has finished
-    (the adapter adapts once per object, so the parameters cannot change during an ``after``
-    episode). After ``post_episodes`` scored ``after`` episodes it calls ``stop``.
+    ``act`` and ``observe`` forward to the adapter (``auto_adapt`` off). Each episode's phase
+    is fixed at its first ``act``. Adaptations start at episode ends
+    (:meth:`OnlineAdapter.adapt_async`; ``observe`` returns at once):
+
+    - batch (``sequential=False``): ``before`` until ``K`` episodes are done, one adaptation on
+      them at the end of the ``K``-th;
+    - ``sequential``: one ``before`` episode (meta-parameters), then an adaptation at the end
+      of each of the ``K`` exploration episodes (the adapter's mode picks the data, e.g.
+      ``EpisodicMode(episodes=1, once=False, history=K)``: all of them so far), episodes 2..K
+      being ``experience`` episodes that act with the last result.
+
+    An episode that starts while an adaptation runs is a ``transition`` episode; once the last
+    adaptation has finished the ``after`` episodes run (no adaptation follows, so the
+    parameters cannot change during one). After ``post_episodes`` scored ``after`` episodes it
+    calls ``stop``.
     """
 
     def __init__(
@@ -74,11 +86,18 @@ class ScoredController:
         episodes: int,
         post_episodes: int,
         max_ticks: int,
+        sequential: bool = False,
     ) -> None:
         self.adapter = adapter
         self._success = success
         self._k = episodes
         self._post = post_episodes
+        self._before = 1 if sequential else episodes
+        """Episodes with the meta-parameters before the first adaptation."""
+        self._adaptations = episodes if sequential else 1
+        """Adaptations per object."""
+        self._started = 0
+        """Adaptations started (or refused for want of data) so far."""
         self._act_ns = np.zeros(max_ticks, dtype=np.int64)
         self._acts = 0
         self._stop: Callable[[], None] = lambda: None
@@ -102,12 +121,14 @@ class ScoredController:
         return sum(r.phase == phase for r in self.records)
 
     def _begin_episode(self) -> None:
-        if self._count(BEFORE) < self._k:
+        if self._started == 0 and self._count(BEFORE) < self._before:
             self._phase = BEFORE
-        elif self._no_data or (self._future is not None and self._future.done()):
-            self._phase = AFTER
-        else:
+        elif self._future is not None and not self._future.done():
             self._phase = TRANSITION
+        elif self._started < self._adaptations:
+            self._phase = EXPERIENCE
+        else:
+            self._phase = AFTER
         self._version = int(self.adapter.stats()["params_version"])
         self._ret, self._ticks = 0.0, 0
         self._new_episode = False
@@ -150,23 +171,34 @@ class ScoredController:
         )
         self.records.append(record)
         self._new_episode = True
-        if record.phase == BEFORE and self._count(BEFORE) == self._k:
+        if (record.phase == BEFORE and self._count(BEFORE) == self._before) or (
+            record.phase == EXPERIENCE
+        ):
             self._start_adaptation()
         elif record.phase == AFTER and self._count(AFTER) >= self._post:
             self._stop()
 
     def _start_adaptation(self) -> None:
+        self._started += 1
         self._submitted = time.perf_counter()
+        self._finished_event.clear()
         try:
-            self._future = self.adapter.adapt_async()
+            future = self.adapter.adapt_async()
         except ValueError:  # every tick faulted: nothing to adapt on
-            self._no_data = True
+            self._no_data, self._future = True, None
             return
-        self._future.add_done_callback(self._mark_finished)
+        self._no_data, self._future = False, future
+        future.add_done_callback(self._mark_finished)
 
-    def _mark_finished(self, _: cf.Future[AdaptResult]) -> None:
-        self._finished = time.perf_counter()
-        self._finished_event.set()
+    def _mark_finished(self, future: cf.Future[AdaptResult]) -> None:
+        if future is self._future:
+            self._finished = time.perf_counter()
+            self._finished_event.set()
+
+    @property
+    def adaptations_started(self) -> int:
+        """Adaptations started for this object (the outcome is the last one's)."""
+        return self._started
 
     def stats(self) -> dict[str, float | int]:
         """The adapter's counters."""
@@ -177,7 +209,11 @@ class ScoredController:
         return self._act_ns[: self._acts].copy()
 
     def outcome(self) -> AdaptOutcome:
-        """The adaptation's outcome (waits for it if it is still running: after the loop)."""
+        """The last adaptation's outcome (waits for it if it is still running: after the loop).
+
+        Its parameters (or, after a rollback or a kept success, those before it) are the ones
+        the ``after`` episodes ran with.
+        """
         if self._no_data:
             return AdaptOutcome(reason="no_data", result=None, wall_ms=math.nan)
         if self._future is None:

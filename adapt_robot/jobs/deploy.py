@@ -41,6 +41,7 @@ from adapt_robot.errors import UnknownName
 from adapt_robot.jobs.deploy_output import render_table, write_report
 from adapt_robot.jobs.deploy_report import DeployReport, LoopSummary, ObjectResult, percentiles_us
 from adapt_robot.plugins import import_plugins
+from adapt_robot.runtime.adaptation import KEPT_SUCCESS
 from adapt_robot.runtime.adapter import OnlineAdapter
 from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.loop import MAX_RATE_HZ, MIN_RATE_HZ, ControlLoop, LoopAborted, LoopConfig
@@ -71,6 +72,7 @@ _FLAGS = {
     "episodes": "--episodes",
     "post_episodes": "--post-episodes",
     "steps": "--steps",
+    "sequential": "--sequential",
     "seed": "--seed",
     "providers": "--providers",
     "gif": "--gif",
@@ -101,8 +103,13 @@ class DeployConfig:
     steps: int | None = None
     """Inner steps ``n`` of the adaptation (None: the bundle's ``inner_loop.steps``)."""
     keep_on_success: bool = False
-    """Skip the adaptation when the last exploration episode succeeded
-    (``EpisodicMode(keep_on_success=True)``): the post episodes keep the meta-parameters."""
+    """Skip an adaptation when the episode before it succeeded
+    (``EpisodicMode(keep_on_success=True)``): the parameters it acted with are kept."""
+    sequential: bool = False
+    """Adapt after each of the ``K`` exploration episodes, on all of them so far, each acting
+    with the last result (``EpisodicMode(episodes=1, once=False, history=K)``, the
+    scoreboard's ``experience: sequential``); only the first is scored as before. Otherwise one
+    adaptation on ``K`` episodes played with the meta-parameters."""
     seed: int = 0
     """Seed of the task draw, the robot and the action noise."""
     providers: tuple[str, ...] = ("cpu",)
@@ -208,6 +215,15 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
     return bundle, family, k, n
 
 
+def deploy_mode(cfg: DeployConfig, k: int, n: int) -> EpisodicMode:
+    """The adapter's mode for ``K`` exploration episodes and ``n`` inner steps."""
+    if cfg.sequential:
+        return EpisodicMode(
+            episodes=1, steps=n, once=False, keep_on_success=cfg.keep_on_success, history=k
+        )
+    return EpisodicMode(episodes=k, steps=n, once=True, keep_on_success=cfg.keep_on_success)
+
+
 def _trained_engine(bundle: Bundle, family: TaskFamily[Any]) -> str:
     sampler = bundle.manifest.training.get("config", {}).get("sampler", {})
     engine = sampler.get("engine") if isinstance(sampler, Mapping) else None
@@ -222,7 +238,7 @@ def run_deploy(cfg: DeployConfig) -> DeployReport:
     t_start = time.perf_counter()
     bundle, family, k, n = _resolve(cfg)
     tasks = held_out_tasks(family, cfg.objects, cfg.split, cfg.seed)
-    mode = EpisodicMode(episodes=k, steps=n, once=True, keep_on_success=cfg.keep_on_success)
+    mode = deploy_mode(cfg, k, n)
     robot_cfg = SimRobotConfig(
         family=family.name, engine=cfg.engine, split=cast(Any, cfg.split), seed=cfg.seed
     )
@@ -273,6 +289,7 @@ def run_deploy(cfg: DeployConfig) -> DeployReport:
         split=cfg.split,
         rate_hz=float(cfg.rate_hz),
         episodes=k,
+        sequential=cfg.sequential,
         steps=n,
         post_episodes=cfg.post_episodes,
         horizon=int(family.max_steps),
@@ -312,13 +329,14 @@ def _run_object(
         time.sleep(0.001)
     adapter.reset_to_meta()
     counters = adapter.counters.as_dict()
-    max_episodes = k + cfg.post_episodes + TRANSITION_LIMIT
+    max_episodes = k + cfg.post_episodes + TRANSITION_LIMIT * (k if cfg.sequential else 1)
     ctrl = ScoredController(
         adapter,
         robot.success,
         episodes=k,
         post_episodes=cfg.post_episodes,
         max_ticks=max_episodes * int(robot.family.max_steps),
+        sequential=cfg.sequential,
     )
     loop = ControlLoop(robot, ctrl, LoopConfig(rate_hz=cfg.rate_hz, max_episodes=max_episodes))
     ctrl.attach(loop.stop)
@@ -331,13 +349,15 @@ def _run_object(
     act_ns = ctrl.act_ns()
     res = outcome.result
     nan = math.nan
+    computed = res is not None and res.reason != KEPT_SUCCESS  # a kept success ran nothing
     after = adapter.counters.as_dict()
     result = ObjectResult(
         index=index,
         task=family.describe_task(task),
         episodes=tuple(ctrl.records),
         adapt_reason=outcome.reason,
-        adapt_ms=res.duration_ms if res is not None else nan,
+        adaptations=ctrl.adaptations_started,
+        adapt_ms=res.duration_ms if res is not None and computed else nan,
         adapt_wall_ms=outcome.wall_ms,
         loss_before=res.loss_before if res is not None else nan,
         loss_after=res.loss_after if res is not None else nan,
@@ -358,11 +378,14 @@ def _run_object(
 
 def _progress_line(r: ObjectResult, total: int, k: int) -> str:
     before, after = r.phase(BEFORE), r.phase(AFTER)
+    k = k if r.adaptations <= 1 else 1  # sequential: one before episode, then k adaptations
     line = (
         f"object {r.index + 1}/{total}: before {r.successes(BEFORE)}/{len(before)} "
         f"after {r.successes(AFTER)}/{len(after)}, adapt {r.adapt_ms:.1f} ms"
     )
-    if not r.adapted:
+    if r.adaptations > 1:
+        line += f" ({r.adaptations} sequential adaptations, last {r.adapt_reason})"
+    elif not r.adapted:
         line += f" ({r.adapt_reason}: post episodes on the meta-parameters)"
     if len(before) < k:
         line += f" (only {len(before)} of {k} exploration episodes ran)"
@@ -387,6 +410,7 @@ def deploy_main(args: argparse.Namespace) -> str:
             post_episodes=args.post_episodes,
             steps=args.steps,
             keep_on_success=bool(getattr(args, "keep_on_success", False)),
+            sequential=bool(getattr(args, "sequential", False)),
             seed=args.seed,
             providers=providers,
             gif=None if args.gif is None else Path(args.gif),

@@ -27,6 +27,18 @@ def _triple(v: tuple[float, float, float]) -> str:
     return " / ".join(f"{x:.1f}" for x in v)
 
 
+def _schedule(r: DeployReport) -> str:
+    if r.sequential:
+        return (
+            f"sequential: 1 episode with the meta-parameters, an adaptation after each of "
+            f"{r.episodes} exploration episodes (on all so far), {r.post_episodes} scored after"
+        )
+    return (
+        f"batch: {r.episodes} episode(s) with the meta-parameters, one adaptation on them, "
+        f"{r.post_episodes} scored after"
+    )
+
+
 def _figures(r: DeployReport) -> list[tuple[str, str | None]]:
     """(figure, value) rows of the table; a value of None is a figure not measured."""
     k, n = r.counts(BEFORE)
@@ -52,8 +64,9 @@ def _figures(r: DeployReport) -> list[tuple[str, str | None]]:
         ("return before", mean_cell(r.return_before, unit=unit) if r.return_before else None),
         ("return after", mean_cell(r.return_after, unit=unit) if r.return_after else None),
         ("return gain", mean_cell(r_gain, sign=True, unit=unit) if r_gain else None),
-        ("adaptations", outcomes),
-        ("post episodes on meta-params", f"{r.post_on_meta} (rolled-back adaptations)"),
+        ("schedule", _schedule(r)),
+        ("adaptations", outcomes if not r.sequential else f"last per object: {outcomes}"),
+        ("post episodes on meta-params", f"{r.post_on_meta} (rolled back or kept)"),
         ("transition episodes", f"{r.transition_episodes} (adapting; not scored)"),
         ("adapt ms p50 / max", f"{p50:.2f} / {mx:.2f} (worker thread)"),
         ("adapt to swap ms p50 / max", f"{w50:.2f} / {wmx:.2f} (episode end to new params)"),

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, EpisodeRecord
+from adapt_robot.deploy.scoring import AFTER, BEFORE, EXPERIENCE, TRANSITION, EpisodeRecord
 from adapt_robot.reporting.stats import Interval, t_interval, wilson_interval
 from adapt_robot.runtime.adaptation import ACCEPTED
 from adapt_robot.runtime.loop_stats import LoopStats
@@ -47,9 +47,10 @@ class ObjectResult:
     episodes: tuple[EpisodeRecord, ...]
     """Every episode of the run, in order."""
     adapt_reason: str
-    """``accepted``, a rollback reason (``loss_increase``, ...), ``no_data`` or ``error``."""
+    """The last adaptation's: ``accepted``, a rollback reason (``loss_increase``, ...),
+    ``kept_success``, ``no_data`` or ``error``."""
     adapt_ms: float
-    """Duration of the adaptation on the worker thread (NaN when none ran)."""
+    """Duration of the last adaptation on the worker thread (NaN when none ran)."""
     adapt_wall_ms: float
     """From the episode boundary that started it to the new parameters being in (NaN: none)."""
     loss_before: float
@@ -68,6 +69,9 @@ class ObjectResult:
     """The control loop's own accounting of this run."""
     act_us: tuple[float, float, float]
     """``OnlineAdapter.act`` latency p50, p99, max in microseconds."""
+    adaptations: int = 1
+    """Adaptations started for this object (``K`` with the sequential schedule); the other
+    ``adapt_*`` figures are the last one's."""
 
     def phase(self, name: str) -> list[EpisodeRecord]:
         """The episodes of one phase."""
@@ -105,7 +109,9 @@ class ObjectResult:
             "task": self.task,
             **scored,
             "transition_episodes": len(self.phase(TRANSITION)),
+            "experience_episodes": len(self.phase(EXPERIENCE)),
             "adapt": {
+                "count": self.adaptations,
                 "reason": self.adapt_reason,
                 "accepted": self.adapted,
                 "ms": self.adapt_ms,
@@ -232,6 +238,9 @@ class DeployReport:
     """Wall time of the whole job."""
     gif: str | None = None
     """The before/after GIF of the first object, when one was asked for."""
+    sequential: bool = False
+    """The sequential schedule: an adaptation after each of the ``K`` exploration episodes
+    (only the first, with the meta-parameters, is scored as before)."""
     environment: dict[str, str] = field(default_factory=dict)
     """Thread settings that change the timings (``OPENBLAS_NUM_THREADS``, ...)."""
 
@@ -331,6 +340,7 @@ class DeployReport:
             "split": self.split,
             "rate_hz": self.rate_hz,
             "episodes": self.episodes,
+            "sequential": self.sequential,
             "steps": self.steps,
             "post_episodes": self.post_episodes,
             "horizon": self.horizon,
@@ -351,6 +361,7 @@ class DeployReport:
                 "adapt_ms": {"p50": p50, "max": mx},
                 "adapt_wall_ms": {"p50": w50, "max": wmx},
                 "transition_episodes": self.transition_episodes,
+                "experience_episodes": sum(len(o.phase(EXPERIENCE)) for o in self.objects),
                 "post_on_meta": self.post_on_meta,
             },
             "loop": self.loop.to_dict(),

@@ -135,6 +135,11 @@ def _check_family(cfg: TrainConfig, search: Sequence[str | Path] = ()) -> TrainC
             family.check_engine(cfg.sampler.engine)
         except ValueError as err:
             raise ConfigError(f"sampler.{err}") from None
+    for engine in getattr(cfg.algo, "engines", ()):
+        try:
+            family.check_engine(engine)
+        except ValueError as err:
+            raise ConfigError(f"algo.engines: {err}") from None
     return cfg
 
 

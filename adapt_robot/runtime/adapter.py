@@ -312,7 +312,7 @@ class OnlineAdapter:
                 return
             if self._episodes_since < self._episodes_per_adapt:
                 return
-        elif self._ticks_since < self.mode.every:
+        elif self._ticks_since < self.mode.every or self._buffer.total < self.mode.min_window:
             return
         if self._future is not None and not self._future.done():
             self._stats["adapt_deferred"] += 1  # due, but the worker is busy: next tick

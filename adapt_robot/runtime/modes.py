@@ -65,9 +65,13 @@ class SlidingWindowMode:
     """Transitions per adaptation ``N`` (at most the bundle's ``inner_loop.capacity``)."""
     steps: int
     """Inner steps ``n`` per adaptation."""
+    min_window: int = 1
+    """No adaptation before this many transitions were observed since ``reset_to_meta()``:
+    the first ticks of an attempt (a free approach) say nothing of the object, and steps on
+    them move the latent all the same (RMA reads 0.5 s of history)."""
 
     def __post_init__(self) -> None:
-        for name in ("every", "window", "steps"):
+        for name in ("every", "window", "steps", "min_window"):
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"SlidingWindowMode.{name}: expected an integer >= 1, got {value}")

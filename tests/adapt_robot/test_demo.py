@@ -51,7 +51,13 @@ def test_demo_runs_the_whole_chain(tmp_path: Path, capsys: pytest.CaptureFixture
         "test",
     )
     assert len(deploy["objects"]) == 2
-    assert deploy["summary"]["success_before"]["n"] == 2 * 2
+    # Sequential schedule: one episode per object with the meta-parameters, then K adaptations.
+    assert deploy["sequential"] and deploy["summary"]["success_before"]["n"] == 2
+    assert [o["adapt"]["count"] for o in deploy["objects"]] == [2, 2]
+    # The oracle on the same objects and engine, as many episodes as the post episodes.
+    oracle = summary["oracle"]
+    assert (oracle["engine"], oracle["objects"], oracle["success"]["n"]) == ("pybullet", 2, 2)
+    assert "oracle (expert told the object)" in printed
     assert summary["train"]["iterations"] == 1
     assert (out / "summary.md").read_text().strip() in printed
 

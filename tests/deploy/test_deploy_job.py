@@ -16,8 +16,8 @@ import pytest
 
 from adapt_robot.cli import main
 from adapt_robot.config import ConfigError
-from adapt_robot.deploy.scoring import AFTER, BEFORE, TRANSITION, ScoredController
-from adapt_robot.jobs.deploy import DeployConfig, held_out_tasks, run_deploy
+from adapt_robot.deploy.scoring import AFTER, BEFORE, EXPERIENCE, TRANSITION, ScoredController
+from adapt_robot.jobs.deploy import DeployConfig, deploy_mode, held_out_tasks, run_deploy
 from adapt_robot.runtime import Bundle
 from adapt_robot.runtime.adaptation import AdaptResult
 from adapt_robot.runtime.safety import REASONS
@@ -171,6 +171,99 @@ def test_post_episodes_start_only_once_the_adaptation_is_in(reason: str) -> None
     outcome = ctrl.outcome()
     assert outcome.reason == reason and outcome.wall_ms > 0
     assert ctrl.act_ns().shape == (18,)
+
+
+class SequentialFakeAdapter(FakeAdapter):
+    """A new adaptation per submission; the test finishes each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: list[cf.Future[AdaptResult]] = []
+
+    def adapt_async(self) -> cf.Future[AdaptResult]:
+        self.submitted += 1
+        self.futures.append(cf.Future())
+        return self.futures[-1]
+
+
+def test_sequential_schedule_adapts_after_every_exploration_episode() -> None:
+    adapter, stops = SequentialFakeAdapter(), []
+    ctrl = ScoredController(
+        adapter,  # type: ignore[arg-type]
+        lambda: False,
+        episodes=3,
+        post_episodes=2,
+        max_ticks=100,
+        sequential=True,
+    )
+    ctrl.attach(lambda: stops.append(1))
+
+    def episode(ticks: int = 2) -> None:
+        for t in range(ticks):
+            ctrl.act(np.zeros(2, dtype=np.float32))
+            ctrl.observe(0.5, t == ticks - 1)
+
+    def finish(reason: str) -> None:
+        adapter.version += reason == "accepted"
+        adapter.futures[-1].set_result(_result(reason))
+
+    episode()  # meta-parameters
+    assert adapter.submitted == 1, "the first adaptation follows the first episode"
+    episode()  # the worker is still busy: a transition episode, no new adaptation
+    assert adapter.submitted == 1
+    finish("accepted")
+    episode()  # acts with adaptation 1, then adaptation 2 starts
+    assert adapter.submitted == 2
+    finish("loss_increase")  # rolled back: the parameters of adaptation 1 stay
+    episode()
+    assert adapter.submitted == 3
+    finish("accepted")
+    episode(), episode()
+    assert adapter.submitted == 3, "no adaptation after the K-th"
+    assert stops == [1]
+    assert [(r.phase, r.params_version) for r in ctrl.records] == [
+        (BEFORE, 0),
+        (TRANSITION, 0),
+        (EXPERIENCE, 1),
+        (EXPERIENCE, 1),
+        (AFTER, 2),
+        (AFTER, 2),
+    ]
+    assert ctrl.adaptations_started == 3
+    assert ctrl.outcome().reason == "accepted", "the outcome is the last adaptation's"
+
+
+def test_deploy_mode_matches_the_scoreboard_schedules() -> None:
+    seq = deploy_mode(DeployConfig(bundle="b", sequential=True, keep_on_success=True), 2, 3)
+    assert (seq.episodes, seq.steps, seq.once, seq.history, seq.keep_on_success) == (
+        1,
+        3,
+        False,
+        2,
+        True,
+    )
+    batch = deploy_mode(DeployConfig(bundle="b"), 2, 3)
+    assert (batch.episodes, batch.steps, batch.once, batch.history) == (2, 3, True, None)
+
+
+def test_point_run_with_the_sequential_schedule(point_bundle: Path) -> None:
+    cfg = DeployConfig(
+        bundle=point_bundle,
+        robot="sim:numpy",
+        objects=2,
+        episodes=2,
+        post_episodes=1,
+        sequential=True,
+        **FAST,
+    )
+    report = run_deploy(cfg)
+    assert report.sequential
+    for obj in report.objects:
+        assert obj.adaptations == 2
+        assert obj.episodes[0].phase == BEFORE
+        assert len(obj.phase(BEFORE)) == 1 and len(obj.phase(AFTER)) == 1
+        assert len(obj.phase(EXPERIENCE)) + len(obj.phase(TRANSITION)) >= 1
+        assert obj.to_dict()["adapt"]["count"] == 2
 
 
 @pytest.mark.parametrize(

@@ -254,3 +254,45 @@ def test_sequential_exploration_acts_each_round_with_the_last_adaptation(
     want = learner.thetas(learner.adapt_batches(first)["context"])
     np.testing.assert_allclose(played[1], want, rtol=1e-5)
     assert not np.allclose(played[1], played[0])
+
+
+def test_prior_term_fits_the_model_at_z0_and_holds_z0() -> None:
+    # f is fitted at z0 too (the prior model): its gradient reaches f's weights, never z0.
+    from adapt_robot.meta.identification import ID_PREFIX, model_fit
+    from adapt_robot.meta.inner import stack_batches
+
+    learner = _law_learner("smoke_law.yaml", "sampler.tasks_per_iter=3", "algo.prior_w=1.0")
+    learner.iteration(np.random.default_rng(0))
+    learner.close()
+    units = [u for it in learner.replay for u in it]
+    parts = learner.loss(units)
+    batch = stack_batches([u.batch for u in units])
+    z0 = learner.params["context"].detach().expand(len(units), -1)
+    want = model_fit(learner.model, learner.params, z0, batch)
+    torch.testing.assert_close(parts["prior_err"], want)
+    grads = torch.autograd.grad(
+        parts["prior_err"],
+        [learner.params["context"], learner.params[f"{ID_PREFIX}l0.w"]],
+        allow_unused=True,
+    )
+    assert grads[0] is None or float(grads[0].abs().max()) == 0.0
+    assert grads[1] is not None and float(grads[1].abs().max()) > 0.0
+
+
+def test_engines_take_turns_one_per_iteration() -> None:
+    learner = _law_learner("smoke_law.yaml", "algo.engines=[mujoco, pybullet]")
+    try:
+        seen = []
+        for it in range(3):
+            learner.iterations_done = it
+            seen.append((learner.engine(), learner.env(2).engine))
+        assert seen == [("mujoco", "mujoco"), ("pybullet", "pybullet"), ("mujoco", "mujoco")]
+    finally:
+        learner.close()
+
+
+def test_an_unknown_training_engine_is_refused_with_the_key_path() -> None:
+    from adapt_robot.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"algo\.engines: .*'gazebo'"):
+        _law_learner("smoke_law.yaml", "algo.engines=[mujoco, gazebo]")

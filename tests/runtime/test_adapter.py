@@ -189,6 +189,27 @@ def test_sliding_window_adapts_every_m_ticks(point_bundle: Path) -> None:
     assert stats["adapt_attempts"] == 10 and stats["adapt_deferred"] == 0
 
 
+def test_sliding_window_waits_for_min_window_transitions(point_bundle: Path) -> None:
+    bundle = Bundle.load(point_bundle)
+    mode = SlidingWindowMode(every=5, window=12, steps=1, min_window=22)
+    attempts = []
+    with OnlineAdapter(bundle, mode=mode) as adapter:
+        for o in random_obs(bundle, 40, seed=5):
+            adapter.act(o)
+            adapter.observe(-float(np.abs(o).sum()), done=False)
+            future = adapter._future
+            if future is not None:
+                future.result(timeout=60)
+            attempts.append(adapter.stats()["adapt_attempts"])
+        # Ticks 5..20 are due but the window is short; from 22 (then every 5): 22, 27, 32, 37.
+        assert attempts[20] == 0 and attempts[21] == 1 and attempts[-1] == 4
+        adapter.reset_to_meta()  # a new object: wait again
+        for o in random_obs(bundle, 21, seed=6):
+            adapter.act(o)
+            adapter.observe(0.0, done=False)
+        assert adapter.stats()["adapt_attempts"] == 4
+
+
 def test_window_larger_than_capacity_is_refused(point_bundle: Path) -> None:
     cap = Bundle.load(point_bundle).manifest.inner_loop.capacity
     with pytest.raises(ValueError, match=r"inner_loop\.capacity"):

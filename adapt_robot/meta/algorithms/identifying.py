@@ -79,6 +79,11 @@ class IdentifyingConfig:
         ge=0,
     )
     max_grad_norm: float = setting(1.0, doc="Gradient norm clip of each Adam step.", gt=0)
+    engines: tuple[str, ...] = setting(
+        (),
+        doc="Engines the learner's rollouts take turns in, one per iteration (e.g. [mujoco, "
+        "pybullet]: one bundle trained on both twins; empty: sampler.engine only).",
+    )
 
 
 class IdentifyingLearner(Learner):
@@ -118,7 +123,7 @@ class IdentifyingLearner(Learner):
         self.capacity = cfg.explore_episodes * self.horizon
         self.replay: deque[list[Any]] = deque(maxlen=cfg.replay_iterations)
         self.iterations_done = 0
-        self._envs: dict[int, VectorTaskEnv] = {}
+        self._envs: dict[tuple[str, int], VectorTaskEnv] = {}
 
     @abstractmethod
     def loss(self, units: list[Any]) -> dict[str, torch.Tensor]:
@@ -128,11 +133,24 @@ class IdentifyingLearner(Learner):
         """The identification loss of the model ``f`` (the robot needs no reward)."""
         return self.inner_loss
 
-    def env(self, batch: int) -> VectorTaskEnv:
-        """The learner's own batch of ``batch`` envs (made once)."""
-        if batch not in self._envs:
-            self._envs[batch] = VectorTaskEnv(self.sampler.family, self.sampler.engine, batch)
-        return self._envs[batch]
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """Every engine the rollouts run in (``algo.engines``, else the sampler's)."""
+        return self.id_cfg.engines or (self.sampler.engine,)
+
+    def engine(self) -> str:
+        """The engine of the current iteration: ``algo.engines`` in turn, one per iteration."""
+        return self.engines[self.iterations_done % len(self.engines)]
+
+    def env(self, batch: int, engine: str | None = None) -> VectorTaskEnv:
+        """The learner's own batch of ``batch`` envs in ``engine`` (default: this iteration's).
+
+        Made once per engine and size.
+        """
+        key = (engine or self.engine(), batch)
+        if key not in self._envs:
+            self._envs[key] = VectorTaskEnv(self.sampler.family, key[0], batch)
+        return self._envs[key]
 
     def close(self) -> None:
         """Release the learner's own env batches."""

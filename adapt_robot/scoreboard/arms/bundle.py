@@ -96,6 +96,12 @@ class BundleSpec(ArmSpec):
         doc="first_attempt: transitions per adaptation (None: the bundle's capacity, at most "
         "one episode).",
     )
+    window_min: int = setting(
+        1,
+        doc="first_attempt: transitions observed before the first adaptation "
+        "(SlidingWindowMode.min_window).",
+        ge=1,
+    )
     window_steps: int | None = setting(
         None, doc="first_attempt: inner steps per adaptation (None: the bundle's)."
     )
@@ -184,6 +190,7 @@ class BundleArm:
                     every=spec.window_every,
                     window=spec.window or min(inner.capacity, inner.horizon),
                     steps=spec.window_steps or inner.steps,
+                    min_window=spec.window_min,
                 )
             elif spec.experience == "sequential":
                 modes[stage] = EpisodicMode(
@@ -229,8 +236,9 @@ class BundleArm:
             m = modes[FIRST_ATTEMPT]
             assert isinstance(m, SlidingWindowMode)
             notes = (
-                f"first_attempt: adapt every {m.every} ticks on the last {m.window} transitions, "
-                f"{m.steps} inner step(s), synchronously",
+                f"first_attempt: adapt every {m.every} ticks on the last {m.window} transitions "
+                f"from tick {-(-m.min_window // m.every) * m.every}, {m.steps} inner step(s), "
+                "synchronously",
             )
         return ArmResult(
             arm=spec.name,
@@ -270,10 +278,13 @@ class _StageRun:
         """Run this stage on the robot's current task (the adapter just reset to meta)."""
         if self.stage == FIRST_ATTEMPT:
             assert isinstance(adapter.mode, SlidingWindowMode)
-            every = adapter.mode.every
-            ep = run_episode(
-                robot, adapter, on_tick=lambda t: self._adapt(adapter) if t % every == 0 else None
-            )
+            every, first = adapter.mode.every, adapter.mode.min_window
+
+            def on_tick(t: int) -> None:
+                if t % every == 0 and t >= first:
+                    self._adapt(adapter)
+
+            ep = run_episode(robot, adapter, on_tick=on_tick)
             scored = [ep]
         else:
             if self.stage not in (FIXED, BEFORE):
