@@ -71,9 +71,11 @@ class GapClosed:
             "low": self.low,
             "high": self.high,
             "refused": self.refused,
-            "resamples": self.resamples,
-            "dropped": self.dropped,
-            "confidence": self.confidence,
+            "bootstrap": {
+                "resamples": self.resamples,
+                "dropped": self.dropped,
+                "confidence": self.confidence,
+            },
         }
 
 

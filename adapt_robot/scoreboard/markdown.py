@@ -98,7 +98,10 @@ def engine_section(board: Mapping[str, Any], min_headroom: float) -> str:
     if board["gap_closed"]:
         gap = markdown_table(
             ["arm", "stage", "gap closed [95% paired bootstrap]", "resamples dropped"],
-            [[g["arm"], g["stage"], _gap(g), g["dropped"]] for g in board["gap_closed"]],
+            [
+                [g["arm"], g["stage"], _gap(g), g["bootstrap"]["dropped"]]
+                for g in board["gap_closed"]
+            ],
             ["left", "left", "right", "right"],
         )
         parts += ["", gap]

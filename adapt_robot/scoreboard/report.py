@@ -22,9 +22,9 @@ from adapt_robot.config import to_dict
 from adapt_robot.reporting.stats import t_interval, wilson_interval
 from adapt_robot.scoreboard.config import ScoreboardConfig
 from adapt_robot.scoreboard.gap import headroom_points, paired_gap_closed
-from adapt_robot.scoreboard.results import FIXED, ArmResult, StageResult
+from adapt_robot.scoreboard.results import ADAPTIVE_STAGES, FIXED, ArmResult, StageResult
 
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2
 """Version of the ``scoreboard.json`` layout; bumped on any incompatible change."""
 
 
@@ -95,9 +95,39 @@ def engine_report(
         "headroom_points": room,
         "tests_adaptation": room >= cfg.report.min_headroom,
         "gap_closed": gaps,
+        "best_adaptive": best_adaptive(arms, gaps),
         "notes": {a.arm: list(a.notes) for a in arms if a.notes},
         "seconds": {a.arm: a.seconds for a in arms},
     }
+
+
+def best_adaptive(
+    arms: Sequence[ArmResult], gaps: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per adaptive stage, the adaptive arm with the highest success, and its gap closed.
+
+    One entry per stage in :data:`ADAPTIVE_STAGES` order (ties: the first arm); the headline
+    figures, e.g. the best success after two episodes, without reading every row.
+    """
+    gap = {(g["arm"], g["stage"]): g for g in gaps}
+    out = []
+    for name in ADAPTIVE_STAGES:
+        pool = [a for a in arms if a.kind == "adaptive" and name in a.stages]
+        if not pool:
+            continue
+        top = max(pool, key=lambda a: a.stages[name].rate)
+        g = gap.get((top.arm, name), {})
+        out.append(
+            {
+                "stage": name,
+                "arm": top.arm,
+                "success": top.stages[name].rate,
+                "gap_closed": g.get("value"),
+                "gap_closed_low": g.get("low"),
+                "gap_closed_high": g.get("high"),
+            }
+        )
+    return out
 
 
 def engine_differences(results: Mapping[str, Sequence[ArmResult]]) -> list[dict[str, Any]]:

@@ -176,3 +176,27 @@ def test_latent_oracle_refuses_a_policy_gradient_bundle(
     )
     with pytest.raises(ConfigError, match="inner loss 'policy_gradient'"):
         spec.validate("point")
+
+
+def test_best_adaptive_names_the_top_arm_per_stage_with_its_gap(
+    point_bundle_3ep: Path, tmp_path: Path
+) -> None:
+    from adapt_robot.scoreboard.config import load_scoreboard_config
+
+    cfg = load_scoreboard_config(write_launch(tmp_path / "s.yaml", smoke_data(point_bundle_3ep)))
+    results = {
+        "numpy": [
+            _arm("oracle", "oracle", FIXED, [[True, True], [True, True]]),  # 4 of 4
+            _arm("robust", "robust", FIXED, [[False, False], [True, True]]),  # 2 of 4
+            _arm("a", "adaptive", "after_2", [[True, False], [True, True]]),  # 3 of 4
+            _arm("b", "adaptive", "after_2", [[True, True], [True, True]]),  # 4 of 4
+        ]
+    }
+    (board,) = build_report(cfg, results)["engines"]
+    (best,) = board["best_adaptive"]
+    # Gap closed by b: (1.0 - 0.5) / (1.0 - 0.5) = 1 on the pooled rates.
+    assert (best["stage"], best["arm"], best["success"]) == ("after_2", "b", 1.0)
+    assert best["gap_closed"] == pytest.approx(1.0)
+    gaps = {g["arm"]: g for g in board["gap_closed"]}
+    assert gaps["a"]["value"] == pytest.approx(0.5)
+    assert gaps["a"]["bootstrap"]["resamples"] == cfg.report.bootstrap
