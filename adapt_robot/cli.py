@@ -139,6 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     _launch_arguments(board, "launch/scoreboard_grasp.yaml", "tasks=8")
     board.add_argument("--out", default=None, metavar="DIR", help="output dir (default out_dir)")
 
+    conf = sub.add_parser(
+        "config", help="every launch-file key of a job: type, default and what it does"
+    )
+    conf.add_argument("job", choices=["train", "scoreboard", "demo", "experts"])
+
     spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
     spec.add_argument("families", nargs="+", metavar="FAMILY")
 
@@ -258,6 +263,12 @@ def _spec(args: argparse.Namespace) -> None:
     print("\n\n".join(family_spec(name) for name in args.families))
 
 
+def _config(args: argparse.Namespace) -> None:
+    from adapt_robot.config_reference import reference
+
+    print(reference(args.job))
+
+
 def _bench(args: argparse.Namespace) -> None:
     if args.bundle is not None and args.suite != "runtime":
         raise UsageError(f"a bundle ({args.bundle}) is only read by `bench runtime`")
@@ -287,6 +298,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "render": _render,
     "scoreboard": _scoreboard,
     "spec": _spec,
+    "config": _config,
     "bench": _bench,
 }
 """Subcommand -> what runs it (each imports its job when called, so ``--help`` stays fast)."""

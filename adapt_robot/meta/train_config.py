@@ -28,9 +28,11 @@ class BudgetConfig:
     iterations: int = setting(500, doc="Training iterations in total.", gt=0)
     minutes: float = setting(
         0.0,
-        doc="Wall-clock limit of this process's training, in minutes (0: none). A run stopped "
-        "by it depends on the machine's speed, so it is not reproducible iteration for "
-        "iteration; the other limits are.",
+        doc="Wall-clock limit of this process's training, in minutes (0: none), counted from "
+        "the start of the run (set-up and any warm start included) and checked after each "
+        "iteration: the iteration that crosses it, its evaluation and the checkpoint finish "
+        "past it. A run stopped by it depends on the machine's speed, so it is not "
+        "reproducible iteration for iteration; the other limits are.",
         ge=0,
     )
 
