@@ -18,7 +18,7 @@ and the robot must be given the reward). There is no scripted expert, so no warm
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import gymnasium
 import numpy as np
@@ -183,9 +183,30 @@ class GymTaskFamily(TaskFamily[Any]):
         """Not a function of observations: the env reports it (see :meth:`outcome`)."""
         raise ValueError(f"{self.name}: success comes from the env's info['success']")
 
+    expert_factory: ClassVar[Callable[[Any], Expert] | None] = None
+    """``gym_task_family(expert=...)``: the user's controller told a task's true parameters."""
+
     def expert(self, task: Any) -> Expert:
-        """Plug-in families have no scripted expert (so no warm start)."""
-        raise ValueError(f"{self.name}: a plug-in family has no scripted expert")
+        """The plug-in's expert for ``task`` (``gym_task_family(expert=...)``).
+
+        It is what warm starts, DAgger, ``adapt-robot experts`` and the scoreboard's ``expert``
+        arm run; it gets the task (privileged) and acts on observations like any policy.
+        """
+        factory = type(self).expert_factory
+        if factory is None:
+            raise ValueError(
+                f"{self.name}: this plug-in family has no expert; pass expert=FACTORY to "
+                "gym_task_family (FACTORY(task) -> an object with reset() and act(obs)) to use "
+                "warm starts, DAgger or the scoreboard's oracle"
+            )
+        made = factory(task)
+        missing = [m for m in ("reset", "act") if not callable(getattr(made, m, None))]
+        if missing:
+            raise ValueError(
+                f"{self.name}: expert(task) returned a {type(made).__name__} without "
+                f"{' or '.join(missing)}(); an expert needs reset() and act(obs) -> action"
+            )
+        return cast(Expert, made)
 
 
 def gym_task_family(
@@ -196,6 +217,7 @@ def gym_task_family(
     task_type: type,
     max_steps: int,
     success_rule: SuccessRule = "any",
+    expert: Callable[[Any], Expert] | None = None,
 ) -> type[GymTaskFamily]:
     """A :class:`GymTaskFamily` subclass for ``make_env`` + ``sample_tasks``.
 
@@ -203,7 +225,12 @@ def gym_task_family(
     of the lockstep batches (the env may terminate earlier). ``success_rule``: an episode
     succeeded if ``info["success"]`` was true at ``any`` step (Meta-World's rule) or at its
     ``final`` one; training, evaluation, the scoreboard and deploy all count with it.
+    ``expert``: optional ``expert(task)`` returning a controller told the task's true
+    parameters (``reset()``, ``act(obs) -> action``; e.g. a wrapped Meta-World scripted
+    policy), for warm starts, DAgger, ``adapt-robot experts`` and the scoreboard's oracle.
     """
+    if expert is not None and not callable(expert):
+        raise ValueError(f"expert: expected a callable expert(task), got {expert!r}")
     if success_rule not in ("any", "final"):
         raise ValueError(f"success_rule: expected 'any' or 'final', got {success_rule!r}")
     if max_steps < 1:
@@ -231,6 +258,7 @@ def gym_task_family(
         "success_rule": success_rule,
         "make_env": staticmethod(make_env),
         "task_sampler": staticmethod(sample_tasks),
+        "expert_factory": None if expert is None else staticmethod(expert),
         "__module__": __name__,
     }
     cls: type[GymTaskFamily] = type(f"{name.title()}GymFamily", (GymTaskFamily,), attrs)

@@ -60,8 +60,26 @@ def make_slider_env() -> SliderEnv:
     return SliderEnv()
 
 
+class SliderExpert:
+    """Told the goal: a proportional step towards it (the user's own scripted controller)."""
+
+    def __init__(self, task: SliderTask) -> None:
+        self.goal = task.goal
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip(np.array([(self.goal - float(obs[0])) / 0.1]), -1.0, 1.0)
+
+
 SliderFamily = gym_task_family(
-    "slider", make_slider_env, sample_slider_tasks, task_type=SliderTask, max_steps=15
+    "slider",
+    make_slider_env,
+    sample_slider_tasks,
+    task_type=SliderTask,
+    max_steps=15,
+    expert=SliderExpert,
 )
 if "slider" not in family_names():
     register_family("slider", SliderFamily)

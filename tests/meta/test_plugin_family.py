@@ -241,3 +241,51 @@ def test_the_envs_own_time_limit_ends_the_episode_and_a_longer_max_steps_is_refu
             task_type=plugin_env.SliderTask,
             max_steps=11,
         )
+
+
+def test_a_plugin_expert_drives_the_oracle_and_the_warm_start(tmp_path: Path) -> None:
+    # gym_task_family(expert=...): the scoreboard's expert arm and a warm start use it.
+    from adapt_robot.scoreboard.arms.base import ScoreSettings
+    from adapt_robot.scoreboard.arms.experts import ExpertArm, ExpertSpec
+    from adapt_robot.scoreboard.results import FIXED
+
+    family = get_family("slider")
+    tasks = family.sample_tasks(np.random.default_rng(3), 6, "test")
+    arm = ExpertArm(
+        ExpertSpec(name="expert", kind="oracle", type="expert"),
+        ScoreSettings(split="test", post_episodes=2),
+    )
+    stage = arm.score(family, "gym", tasks, seed=0).stages[FIXED]
+    assert stage.rate == 1.0  # the proportional controller told the goal reaches it
+    over = [
+        *PLUGIN,
+        f"out_dir={tmp_path}",
+        "budget.iterations=1",
+        "warm_start.tasks=4",
+        "warm_start.episodes_per_task=1",
+    ]
+    run_train(SMOKE, over, resume=False)
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["iteration"] == 0 and first["warm_start"]
+
+
+def test_a_plugin_without_an_expert_says_how_to_add_one() -> None:
+    bare = gym_task_family(
+        "bare_slider",
+        plugin_env.make_slider_env,
+        plugin_env.sample_slider_tasks,
+        task_type=plugin_env.SliderTask,
+        max_steps=5,
+    )()
+    with pytest.raises(ValueError, match=r"no expert; pass expert=FACTORY to gym_task_family"):
+        bare.expert(plugin_env.SliderTask(goal=0.5))
+    broken = gym_task_family(
+        "broken_slider",
+        plugin_env.make_slider_env,
+        plugin_env.sample_slider_tasks,
+        task_type=plugin_env.SliderTask,
+        max_steps=5,
+        expert=lambda task: object(),
+    )()
+    with pytest.raises(ValueError, match=r"without reset or act\(\)"):
+        broken.expert(plugin_env.SliderTask(goal=0.5))
