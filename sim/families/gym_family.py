@@ -18,7 +18,7 @@ and the robot must be given the reward). There is no scripted expert, so no warm
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -206,7 +206,7 @@ class GymTaskFamily(TaskFamily[Any]):
                 f"{self.name}: expert(task) returned a {type(made).__name__} without "
                 f"{' or '.join(missing)}(); an expert needs reset() and act(obs) -> action"
             )
-        return cast(Expert, made)
+        return made
 
 
 def gym_task_family(
