@@ -381,7 +381,8 @@ def _progress_line(r: ObjectResult, total: int, k: int) -> str:
     k = k if r.adaptations <= 1 else 1  # sequential: one before episode, then k adaptations
     line = (
         f"object {r.index + 1}/{total}: before {r.successes(BEFORE)}/{len(before)} "
-        f"after {r.successes(AFTER)}/{len(after)}, adapt {r.adapt_ms:.1f} ms"
+        f"after {r.successes(AFTER)}/{len(after)}, "
+        + (f"adapt {r.adapt_ms:.1f} ms" if math.isfinite(r.adapt_ms) else "last adaptation not run")
     )
     if r.adaptations > 1:
         line += f" ({r.adaptations} sequential adaptations, last {r.adapt_reason})"
