@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adapt_robot.deploy.scoring import AFTER, BEFORE
+from adapt_robot.deploy.scoring import AFTER, BEFORE, EXPERIENCE
 from adapt_robot.reporting.figures import agg_figure, error_bars, save_figure
 from adapt_robot.reporting.gif import caption_frame, write_gif
 from adapt_robot.runtime.bundle import Bundle
@@ -35,7 +35,11 @@ def plot_report(report: DeployReport, path: Path) -> None:
     fig = agg_figure(11, 4)
     ax_r, ax_s = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     k = report.episodes
-    for name, offset, color in ((BEFORE, 1, "tab:blue"), (AFTER, k + 1, "tab:orange")):
+    phases = [(BEFORE, 1, "tab:blue"), (AFTER, k + 1, "tab:orange")]
+    if report.sequential:  # episodes 2..K act with the adaptation on those before them
+        phases.insert(1, (EXPERIENCE, 2, "tab:green"))
+    labels = {BEFORE: "meta", EXPERIENCE: "adapted after each", AFTER: "adapted"}
+    for name, offset, color in phases:
         per_index: list[list[float]] = []
         for o in report.objects:
             for i, e in enumerate(o.phase(name)):
@@ -54,13 +58,15 @@ def plot_report(report: DeployReport, path: Path) -> None:
             mean,
             marker="o",
             color=color,
-            label=f"{name} ({'meta' if name == BEFORE else 'adapted'})",
+            label=f"{name} ({labels[name]})",
         )
         ax_r.fill_between(x, mean - sem, mean + sem, color=color, alpha=0.2)
     ax_r.xaxis.get_major_locator().set_params(integer=True)
     ax_r.axvline(k + 0.5, color="k", linestyle="--", linewidth=1)
     ax_r.annotate(
-        f"adapt: {report.steps} inner step(s)",
+        f"adapted {k}x (after each), {report.steps} inner step(s)"
+        if report.sequential
+        else f"adapt: {report.steps} inner step(s)",
         xy=(k + 0.5, 1.0),
         xycoords=("data", "axes fraction"),
         xytext=(4, -14),
@@ -79,7 +85,8 @@ def plot_report(report: DeployReport, path: Path) -> None:
         below, above = error_bars([iv])
         ax_s.errorbar(i, iv.mean, yerr=[below, above], color="k", capsize=6)
         ax_s.text(i, iv.high + 0.02, f"{iv.mean:.0%}", ha="center", fontsize=9)
-    ax_s.set_xticks([0, 1], [f"before\n(K={k})", f"after\n({report.post_episodes} post)"])
+    first = "1st episode" if report.sequential else f"K={k}"
+    ax_s.set_xticks([0, 1], [f"before\n({first})", f"after\n({report.post_episodes} post)"])
     ax_s.set_ylim(0, 1.1)
     ax_s.set_ylabel("success rate (95% Wilson CI)")
     ax_s.grid(alpha=0.3, axis="y")

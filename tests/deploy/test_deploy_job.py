@@ -246,7 +246,7 @@ def test_deploy_mode_matches_the_scoreboard_schedules() -> None:
     assert (batch.episodes, batch.steps, batch.once, batch.history) == (2, 3, True, None)
 
 
-def test_point_run_with_the_sequential_schedule(point_bundle: Path) -> None:
+def test_point_run_with_the_sequential_schedule(point_bundle: Path, tmp_path: Path) -> None:
     cfg = DeployConfig(
         bundle=point_bundle,
         robot="sim:numpy",
@@ -254,10 +254,15 @@ def test_point_run_with_the_sequential_schedule(point_bundle: Path) -> None:
         episodes=2,
         post_episodes=1,
         sequential=True,
+        out_dir=tmp_path,
         **FAST,
     )
     report = run_deploy(cfg)
     assert report.sequential
+    table = (tmp_path / "table.md").read_text()
+    assert "sequential: 1 episode with the meta-parameters" in table
+    assert json.loads((tmp_path / "deploy.json").read_text())["sequential"] is True
+    assert (tmp_path / "deploy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for obj in report.objects:
         assert obj.adaptations == 2
         assert obj.episodes[0].phase == BEFORE
