@@ -33,7 +33,7 @@ experts: setup
 	$(VENV)/bin/adapt-robot experts launch/experts.yaml
 
 lint: setup
-	$(VENV)/bin/ruff check adapt_robot sim export tests
+	$(VENV)/bin/ruff check adapt_robot sim export tests examples
 	$(VENV)/bin/mypy
 
 test: lint
