@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -130,22 +131,39 @@ def _result(reason: str) -> AdaptResult:
     )
 
 
-@pytest.mark.parametrize("reason", ["accepted", "loss_increase"])
-def test_post_episodes_start_only_once_the_adaptation_is_in(reason: str) -> None:
-    adapter, stops = FakeAdapter(), []
+def _scored(
+    adapter: FakeAdapter,
+    *,
+    success: bool,
+    episodes: int,
+    reward: float,
+    ticks: int,
+    sequential: bool = False,
+) -> tuple[ScoredController, list[int], Callable[[], None]]:
+    """A controller with 2 post episodes, the stops it made, and one-episode driver."""
+    stops: list[int] = []
     ctrl = ScoredController(
         adapter,  # type: ignore[arg-type]
-        lambda: True,
-        episodes=2,
+        lambda: success,
+        episodes=episodes,
         post_episodes=2,
         max_ticks=100,
+        sequential=sequential,
     )
     ctrl.attach(lambda: stops.append(1))
 
-    def episode(ticks: int = 3) -> None:
+    def episode() -> None:
         for t in range(ticks):
             ctrl.act(np.zeros(2, dtype=np.float32))
-            ctrl.observe(1.0, t == ticks - 1)
+            ctrl.observe(reward, t == ticks - 1)
+
+    return ctrl, stops, episode
+
+
+@pytest.mark.parametrize("reason", ["accepted", "loss_increase"])
+def test_post_episodes_start_only_once_the_adaptation_is_in(reason: str) -> None:
+    adapter = FakeAdapter()
+    ctrl, stops, episode = _scored(adapter, success=True, episodes=2, reward=1.0, ticks=3)
 
     episode(), episode()
     assert adapter.submitted == 1, "the adaptation starts at the end of the K-th episode"
@@ -187,21 +205,10 @@ class SequentialFakeAdapter(FakeAdapter):
 
 
 def test_sequential_schedule_adapts_after_every_exploration_episode() -> None:
-    adapter, stops = SequentialFakeAdapter(), []
-    ctrl = ScoredController(
-        adapter,  # type: ignore[arg-type]
-        lambda: False,
-        episodes=3,
-        post_episodes=2,
-        max_ticks=100,
-        sequential=True,
+    adapter = SequentialFakeAdapter()
+    ctrl, stops, episode = _scored(
+        adapter, success=False, episodes=3, reward=0.5, ticks=2, sequential=True
     )
-    ctrl.attach(lambda: stops.append(1))
-
-    def episode(ticks: int = 2) -> None:
-        for t in range(ticks):
-            ctrl.act(np.zeros(2, dtype=np.float32))
-            ctrl.observe(0.5, t == ticks - 1)
 
     def finish(reason: str) -> None:
         adapter.version += reason == "accepted"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from adapt_robot.config import ConfigError, to_dict
 from adapt_robot.jobs.train import run_train
 from adapt_robot.meta.train_config import load_train_config
 from sim.envs.vector import VectorTaskEnv
-from sim.families.gym_family import gym_task_family
+from sim.families.gym_family import GymTaskFamily, gym_task_family
 from sim.registry import get_family
 from tests.meta import plugin_env
 from tests.meta.test_trainer import SMOKE
@@ -270,22 +271,19 @@ def test_a_plugin_expert_drives_the_oracle_and_the_warm_start(tmp_path: Path) ->
 
 
 def test_a_plugin_without_an_expert_says_how_to_add_one() -> None:
-    bare = gym_task_family(
-        "bare_slider",
-        plugin_env.make_slider_env,
-        plugin_env.sample_slider_tasks,
-        task_type=plugin_env.SliderTask,
-        max_steps=5,
-    )()
+    def slider(name: str, **kw: Any) -> GymTaskFamily:
+        return gym_task_family(
+            name,
+            plugin_env.make_slider_env,
+            plugin_env.sample_slider_tasks,
+            task_type=plugin_env.SliderTask,
+            max_steps=5,
+            **kw,
+        )()
+
+    bare = slider("bare_slider")
     with pytest.raises(ValueError, match=r"no expert; pass expert=FACTORY to gym_task_family"):
         bare.expert(plugin_env.SliderTask(goal=0.5))
-    broken = gym_task_family(
-        "broken_slider",
-        plugin_env.make_slider_env,
-        plugin_env.sample_slider_tasks,
-        task_type=plugin_env.SliderTask,
-        max_steps=5,
-        expert=lambda task: object(),
-    )()
+    broken = slider("broken_slider", expert=lambda task: object())
     with pytest.raises(ValueError, match=r"without reset or act\(\)"):
         broken.expert(plugin_env.SliderTask(goal=0.5))
