@@ -8,6 +8,7 @@ at the target is replaced only by a complete one.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,8 @@ from adapt_robot.meta.train_config import TrainConfig
 from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.safety import AcceptanceConfig
 from export import graphs, parity
+
+logger = logging.getLogger(__name__)
 
 NORMALIZER_EPS = 1e-8
 """Must match :func:`adapt_robot.meta.policy.normalize_obs`."""
@@ -124,9 +127,31 @@ def _check_target(out: Path) -> None:
         )
 
 
+def adaptation_episodes(cfg: TrainConfig) -> int:
+    """Episodes ``K`` the learner adapted on in training (the manifest's ``inner_loop.episodes``).
+
+    The identifying learners (``latent_id``, ``law_id``) adapt on up to ``explore_episodes``
+    of their own exploration episodes; the others on ``sampler.episodes_per_task``.
+    """
+    explore = getattr(cfg.algo, "explore_episodes", None)
+    return int(explore) if explore is not None else cfg.sampler.episodes_per_task
+
+
 def default_capacity(cfg: TrainConfig, horizon: int) -> int:
-    """The training inner batch: episodes per task x episode length."""
-    return cfg.sampler.episodes_per_task * horizon
+    """The training inner batch: ``K`` (:func:`adaptation_episodes`) x episode length."""
+    return adaptation_episodes(cfg) * horizon
+
+
+def capacity_warning(k: int, horizon: int, capacity: int) -> str | None:
+    """Why ``K`` episodes of ``horizon`` steps do not fit ``capacity`` rows (None: they do)."""
+    if k * horizon <= capacity:
+        return None
+    fit = capacity // horizon
+    return (
+        f"capacity {capacity} rows holds {fit} of the K={k} exploration episodes of {horizon} "
+        f"steps; the robot's adaptations will leave {k - fit} out. Export with --capacity "
+        f"{k * horizon} (or more) to adapt on all of them"
+    )
 
 
 def export_bundle(
@@ -157,6 +182,9 @@ def export_bundle(
     n = capacity if capacity is not None else default_capacity(run.cfg, family.max_steps)
     if n < 1:
         raise ExportError(f"capacity: expected an integer >= 1, got {n}")
+    warning = capacity_warning(adaptation_episodes(run.cfg), int(family.max_steps), n)
+    if warning is not None:
+        logger.warning("export: %s", warning)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it 0700; a bundle is an ordinary directory
@@ -342,7 +370,7 @@ def _manifest(
             steps=int(learner.inner_steps),
             lr_mode="per_parameter" if per_param else "scalar",
             capacity=capacity,
-            episodes=cfg.sampler.episodes_per_task,
+            episodes=adaptation_episodes(cfg),
             horizon=int(family.max_steps),
             gamma=cfg.sampler.gamma,
             gae_lambda=cfg.sampler.gae_lambda,

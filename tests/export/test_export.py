@@ -190,3 +190,33 @@ def test_inner_batch_of_bundle_capacity(smoke_bundle: Path) -> None:
     shapes = {i.name: i.shape for i in sess.get_inputs()}
     n = manifest.inner_loop.capacity
     assert shapes["obs"] == [n, 2] and shapes["mask"] == [n]
+
+
+def test_a_capacity_too_small_for_k_episodes_is_warned_at_export(
+    smoke_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from export.bundle import capacity_warning
+
+    export_main(str(smoke_run), str(tmp_path / "ok"), capacity=None, fp16=False)
+    assert "exploration episodes" not in caplog.text  # the default holds K x horizon
+    inner = bf.load_manifest(tmp_path / "ok" / bf.MANIFEST).inner_loop
+    assert inner.capacity == inner.episodes * inner.horizon
+    export_main(str(smoke_run), str(tmp_path / "small"), capacity=inner.horizon, fp16=False)
+    assert f"holds 1 of the K={inner.episodes} exploration episodes" in caplog.text
+    assert f"--capacity {inner.episodes * inner.horizon}" in caplog.text
+    assert capacity_warning(3, 100, 300) is None
+    assert "holds 2 of the K=3" in str(capacity_warning(3, 100, 299))
+
+
+def test_identifying_learners_adapt_on_their_exploration_episodes() -> None:
+    from adapt_robot.meta.train_config import load_train_config
+    from export.bundle import adaptation_episodes, default_capacity
+    from tests.conftest import ROOT
+
+    law = load_train_config(
+        ROOT / "launch" / "smoke_law.yaml",
+        ["algo.explore_episodes=4", "sampler.episodes_per_task=2"],
+    )
+    assert adaptation_episodes(law) == 4 and default_capacity(law, 50) == 200
+    maml = load_train_config(ROOT / "launch" / "smoke.yaml", ["sampler.episodes_per_task=2"])
+    assert adaptation_episodes(maml) == 2
