@@ -144,6 +144,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     conf.add_argument("job", choices=["train", "scoreboard", "demo", "experts"])
 
+    check = sub.add_parser(
+        "check-family",
+        help="check a task family against the plug-in contract (spaces, seeds, set_task "
+        "isolation, time limit, success, pickling, task records, expert)",
+    )
+    check.add_argument("family", metavar="[MODULE:]NAME", help="e.g. my_tasks:slider, or grasp")
+    check.add_argument("--engine", default=None, help="engine (default: the family's first)")
+    check.add_argument("--tasks", type=int, default=4, help="tasks drawn per split")
+
     spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
     spec.add_argument("families", nargs="+", metavar="FAMILY")
 
@@ -263,6 +272,18 @@ def _spec(args: argparse.Namespace) -> None:
     print("\n\n".join(family_spec(name) for name in args.families))
 
 
+def _check_family(args: argparse.Namespace) -> None:
+    from adapt_robot.jobs.check_family import check_family, report
+
+    if args.tasks < 2:
+        raise UsageError(f"--tasks: expected an integer >= 2, got {args.tasks}")
+    checks = check_family(args.family, args.engine, args.tasks)
+    print(report(args.family, checks))
+    failed = sum(not c.ok for c in checks)
+    if failed:
+        raise UsageError(f"{failed} check(s) failed (see the table)")
+
+
 def _config(args: argparse.Namespace) -> None:
     from adapt_robot.config_reference import reference
 
@@ -299,6 +320,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "scoreboard": _scoreboard,
     "spec": _spec,
     "config": _config,
+    "check-family": _check_family,
     "bench": _bench,
 }
 """Subcommand -> what runs it (each imports its job when called, so ``--help`` stays fast)."""
