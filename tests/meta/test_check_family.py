@@ -29,10 +29,14 @@ class SharedGoalSlider(plugin_env.SliderEnv):
         return np.array([self.x], dtype=np.float32), 0.0, False, False, {"success": False}
 
 
+_FRESH = np.random.default_rng()
+"""Entropy from the OS: what a sampler that ignores its rng draws from."""
+
+
 def unseeded_tasks(rng: np.random.Generator, n: int, split: Split) -> list[plugin_env.SliderTask]:
     """Ignores the rng: the same seed draws different tasks."""
     del rng, split
-    return [plugin_env.SliderTask(goal=float(np.random.uniform(0.3, 0.7))) for _ in range(n)]
+    return [plugin_env.SliderTask(goal=float(_FRESH.uniform(0.3, 0.7))) for _ in range(n)]
 
 
 def _register(name: str, make_env: Any, sampler: Any) -> None:
