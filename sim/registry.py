@@ -66,7 +66,9 @@ def register_gym_envs() -> None:
     """Register the built-in families with Gymnasium.
 
     Then ``gymnasium.make("adapt_robot/Grasp-v0", engine="pybullet")`` works. Called on
-    ``import sim`` and by Gymnasium's plug-in entry point.
+    ``import sim``, so ``gymnasium.make("sim:adapt_robot/Grasp-v0")`` (Gymnasium's
+    ``module:id`` form, which imports the module first) works without importing anything.
+    (Gymnasium 1.x loads no ``gymnasium.envs`` entry points, so none is declared.)
     """
     import gymnasium
 

@@ -147,3 +147,22 @@ def test_gym_env_draws_a_task_per_reset_until_one_is_set() -> None:
     env.reset()
     env.reset()
     assert env.unwrapped.task == first
+
+
+def test_gymnasium_module_form_registers_the_ids_in_a_fresh_process() -> None:
+    # "sim:adapt_robot/Grasp-v0": Gymnasium imports sim (which registers) before making it.
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium\n"
+        "assert 'adapt_robot/Grasp-v0' not in gymnasium.registry\n"
+        "env = gymnasium.make('sim:adapt_robot/Grasp-v0')\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "print(obs.shape)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(38,)"
