@@ -166,3 +166,16 @@ def test_gymnasium_module_form_registers_the_ids_in_a_fresh_process() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(38,)"
+
+
+@pytest.mark.parametrize(
+    ("family_name", "engine"), [("grasp", "mujoco"), ("door", "mujoco"), ("point", "numpy")]
+)
+def test_gymnasiums_own_env_checker_passes(family_name: str, engine: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = gymnasium.make(GYM_IDS[family_name], engine=engine)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)  # raises on a broken API contract
+    finally:
+        env.close()
