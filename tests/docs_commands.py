@@ -69,7 +69,8 @@ RUNS: dict[str, Run] = {
     ".venv/bin/adapt-robot eval runs/grasp_maml runs/grasp_ppo_dr": Run(TINY_EVAL),
     ".venv/bin/adapt-robot eval runs/grasp_maml --backend pybullet": Run(TINY_EVAL),
     ".venv/bin/adapt-robot deploy runs/demo/bundle --robot sim:pybullet --task-split test "
-    "--rate 100 --objects 4 --gif runs/demo/deploy4/before_after.gif "
+    "--rate 100 --objects 4 --episodes 2 --sequential --keep-on-success "
+    "--gif runs/demo/deploy4/before_after.gif "
     "--out runs/demo/deploy4": Run(" --objects 1 --episodes 1 --post-episodes 1"),
     ".venv/bin/adapt-robot train launch/grasp_law.yaml": Run(
         " --set budget.iterations=1 --set sampler.tasks_per_iter=2 --set algo.grad_steps=1"
