@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_help_lists_eval(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "eval      held-out evaluation" in capsys.readouterr().out
+    assert re.search(r"\n\s+eval\s+held-out evaluation", capsys.readouterr().out)
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     out = capsys.readouterr().out
