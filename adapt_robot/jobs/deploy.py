@@ -45,7 +45,7 @@ from adapt_robot.runtime.adaptation import KEPT_SUCCESS
 from adapt_robot.runtime.adapter import OnlineAdapter
 from adapt_robot.runtime.bundle import Bundle
 from adapt_robot.runtime.loop import MAX_RATE_HZ, MIN_RATE_HZ, ControlLoop, LoopAborted, LoopConfig
-from adapt_robot.runtime.modes import EpisodicMode
+from adapt_robot.runtime.modes import EpisodicMode, experience_mode
 from adapt_robot.runtime.sessions import resolve_providers
 
 if TYPE_CHECKING:
@@ -217,11 +217,9 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
 
 def deploy_mode(cfg: DeployConfig, k: int, n: int) -> EpisodicMode:
     """The adapter's mode for ``K`` exploration episodes and ``n`` inner steps."""
-    if cfg.sequential:
-        return EpisodicMode(
-            episodes=1, steps=n, once=False, keep_on_success=cfg.keep_on_success, history=k
-        )
-    return EpisodicMode(episodes=k, steps=n, once=True, keep_on_success=cfg.keep_on_success)
+    return experience_mode(
+        k, sequential=cfg.sequential, keep_on_success=cfg.keep_on_success, steps=n
+    )
 
 
 def _trained_engine(bundle: Bundle, family: TaskFamily[Any]) -> str:
@@ -349,7 +347,7 @@ def _run_object(
     act_ns = ctrl.act_ns()
     res = outcome.result
     nan = math.nan
-    computed = res is not None and res.reason != KEPT_SUCCESS  # a kept success ran nothing
+    ran = res is not None and res.reason != KEPT_SUCCESS  # a kept success computed nothing
     after = adapter.counters.as_dict()
     result = ObjectResult(
         index=index,
@@ -357,7 +355,7 @@ def _run_object(
         episodes=tuple(ctrl.records),
         adapt_reason=outcome.reason,
         adaptations=ctrl.adaptations_started,
-        adapt_ms=res.duration_ms if res is not None and computed else nan,
+        adapt_ms=res.duration_ms if ran and res is not None else nan,
         adapt_wall_ms=outcome.wall_ms,
         loss_before=res.loss_before if res is not None else nan,
         loss_after=res.loss_after if res is not None else nan,

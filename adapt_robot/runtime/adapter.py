@@ -312,7 +312,7 @@ class OnlineAdapter:
                 return
             if self._episodes_since < self._episodes_per_adapt:
                 return
-        elif self._ticks_since < self.mode.every or self._warming_up():
+        elif self._ticks_since < self.mode.every or self.warming_up:
             return
         if self._future is not None and not self._future.done():
             self._stats["adapt_deferred"] += 1  # due, but the worker is busy: next tick
@@ -323,11 +323,13 @@ class OnlineAdapter:
             self._stats["adapt_no_data"] += 1
             self._episodes_since = self._ticks_since = 0
 
-    def _warming_up(self) -> bool:
+    @property
+    def warming_up(self) -> bool:
         """Sliding window: fewer than ``min_window`` transitions recorded since the reset.
 
-        With the default ``min_window=1`` an adaptation is due from the first due tick (with
-        nothing recorded it is counted as ``adapt_no_data``, as before the warm-up existed).
+        No adaptation is due until then (a caller that adapts by hand asks this too). With the
+        default ``min_window=1`` an adaptation is due from the first due tick (with nothing
+        recorded it is counted as ``adapt_no_data``, as before the warm-up existed).
         """
         first = self.mode.min_window if isinstance(self.mode, SlidingWindowMode) else 1
         return first > 1 and self._buffer.total < first

@@ -55,6 +55,28 @@ class EpisodicMode:
         return k, n
 
 
+def experience_mode(
+    episodes: int,
+    *,
+    sequential: bool,
+    keep_on_success: bool = False,
+    steps: int | None = None,
+) -> EpisodicMode:
+    """The mode that adapts on ``episodes`` (``K``) experience episodes of one object.
+
+    Batch: one adaptation on ``K`` episodes played with the meta-parameters
+    (``EpisodicMode(episodes=K, once=True)``). ``sequential``: an adaptation after each
+    episode, on all of this object's episodes so far, so each acts with the last result
+    (``EpisodicMode(episodes=1, once=False, history=K)``). The scoreboard's ``after_k`` stages
+    and ``adapt-robot deploy`` both build their mode here.
+    """
+    if sequential:
+        return EpisodicMode(
+            episodes=1, steps=steps, once=False, keep_on_success=keep_on_success, history=episodes
+        )
+    return EpisodicMode(episodes=episodes, steps=steps, once=True, keep_on_success=keep_on_success)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SlidingWindowMode:
     """Every ``every`` ticks, ``steps`` inner steps on the last ``window`` transitions."""

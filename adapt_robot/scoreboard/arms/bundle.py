@@ -174,7 +174,7 @@ class BundleArm:
         from adapt_robot.deploy.sim_robot import SimRobot, SimRobotConfig
         from adapt_robot.runtime.adapter import OnlineAdapter
         from adapt_robot.runtime.bundle import Bundle
-        from adapt_robot.runtime.modes import EpisodicMode
+        from adapt_robot.runtime.modes import EpisodicMode, experience_mode
 
         t0 = time.perf_counter()
         spec = self.spec
@@ -192,17 +192,10 @@ class BundleArm:
                     steps=spec.window_steps or inner.steps,
                     min_window=spec.window_min,
                 )
-            elif spec.experience == "sequential":
-                modes[stage] = EpisodicMode(
-                    episodes=1,
-                    once=False,
-                    keep_on_success=spec.keep_on_success,
-                    history=int(stage.rsplit("_", 1)[1]),
-                )
             else:
-                modes[stage] = EpisodicMode(
-                    episodes=int(stage.rsplit("_", 1)[1]),
-                    once=True,
+                modes[stage] = experience_mode(
+                    int(stage.rsplit("_", 1)[1]),
+                    sequential=spec.experience == "sequential",
                     keep_on_success=spec.keep_on_success,
                 )
         robot = SimRobot(
@@ -278,10 +271,10 @@ class _StageRun:
         """Run this stage on the robot's current task (the adapter just reset to meta)."""
         if self.stage == FIRST_ATTEMPT:
             assert isinstance(adapter.mode, SlidingWindowMode)
-            every, first = adapter.mode.every, adapter.mode.min_window
+            every = adapter.mode.every
 
             def on_tick(t: int) -> None:
-                if t % every == 0 and t >= first:
+                if t % every == 0 and not adapter.warming_up:
                     self._adapt(adapter)
 
             ep = run_episode(robot, adapter, on_tick=on_tick)
