@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: setup system-deps demo experts test test-slow lint bench docs compat-mujoco33 clean
+.PHONY: setup system-deps demo experts test test-slow lint bench docs compat-mujoco33 metaworld clean
 
 setup: system-deps $(STAMP)
 
@@ -61,6 +61,18 @@ compat-mujoco33: system-deps
 	.venv-mj33/bin/pip install -q --no-deps -e .
 	.venv-mj33/bin/python -c "import mujoco; print('mujoco', mujoco.__version__)"
 	.venv-mj33/bin/pytest -q -n 2 tests/sim
+
+# Meta-World ML1 through the plug-in protocol (examples/metaworld_ml1.py, docs/metaworld.md).
+# Meta-World 3.1.1 pins MuJoCo 3.3.0, so it gets a venv of its own: adapt-robot, torch,
+# Meta-World and MuJoCo 3.3.0; then its tests (skipped in the main venv) and check-family.
+MW_VENV := .venv-metaworld
+metaworld: system-deps
+	python3 -m venv $(MW_VENV)
+	$(MW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MW_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(MW_VENV)/bin/python -m pip install -q -e '.[train,dev]' metaworld==3.1.1 mujoco==3.3.0
+	$(MW_VENV)/bin/pytest -q tests/meta/test_metaworld_example.py
+	PYTHONPATH=examples $(MW_VENV)/bin/adapt-robot check-family metaworld_ml1:mw_door_open_150
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from adapt_robot import BLAS_THREAD_VARS
 from adapt_robot.errors import AdaptRobotError, UsageError
@@ -212,8 +213,10 @@ def _demo(args: argparse.Namespace) -> None:
 def _experts(args: argparse.Namespace) -> None:
     from adapt_robot.config import load
     from adapt_robot.jobs.experts import ExpertsConfig, experts_table, run_experts_job
+    from adapt_robot.plugins import import_plugins
 
     cfg = load(ExpertsConfig, args.launch, args.set)
+    import_plugins(cfg.imports, [Path(args.launch).resolve().parent, Path.cwd()])
     rows = run_experts_job(cfg)
     print(experts_table(rows, cfg.tasks_per_split))
     print(f"\nresults, GIFs and the resolved config in {cfg.out_dir}/")

@@ -24,6 +24,12 @@ from adapt_robot.reporting.tables import markdown_table
 class ExpertsConfig:
     """Launch settings of ``adapt-robot experts``."""
 
+    imports: tuple[str, ...] = setting(
+        (),
+        doc="Python modules imported first: they register plug-in task families (as in a "
+        "training launch file). Looked up on sys.path, then beside the launch file, then in the "
+        "working directory.",
+    )
     out_dir: str = setting("runs/experts", doc="Directory for results.json, results.md and GIFs.")
     families: tuple[str, ...] = setting(("point", "grasp", "door"), doc="Task families to show.")
     engines: tuple[str, ...] = setting(

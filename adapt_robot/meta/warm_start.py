@@ -26,6 +26,7 @@ import torch
 from adapt_robot.config import setting
 from adapt_robot.meta.policy_protocol import Params, Policy
 from sim.core.family import TaskFamily
+from sim.engines import batch_cap
 from sim.envs.vector import VectorTaskEnv
 
 
@@ -75,7 +76,7 @@ def demonstrate(
     """Run noisy experts on ``cfg.tasks`` train tasks x ``cfg.episodes_per_task`` episodes."""
     tasks = family.sample_tasks(rng, cfg.tasks, "train")
     jobs = [t for t in tasks for _ in range(cfg.episodes_per_task)]
-    batch = min(cfg.envs, len(jobs))
+    batch = batch_cap(engine, min(cfg.envs, len(jobs)))
     low, high = family.action_spec.low, family.action_spec.high
     env = VectorTaskEnv(family, engine, batch)
     obs_rows: list[np.ndarray] = []

@@ -50,6 +50,12 @@ class ReportConfig:
 class ScoreboardConfig:
     """Launch settings of ``adapt-robot scoreboard``."""
 
+    imports: tuple[str, ...] = setting(
+        (),
+        doc="Python modules imported first: they register plug-in task families (as in a "
+        "training launch file). Looked up on sys.path, then beside the launch file, then in the "
+        "working directory.",
+    )
     family: str = setting(doc="Task family (see sim.registry).")
     engines: tuple[str, ...] = setting(
         ("mujoco", "pybullet"), doc="Engines every arm is scored in (each one the family has)."
@@ -94,13 +100,20 @@ def build_arm(raw: Any, where: str, family: str) -> ArmSpec:
     return spec
 
 
-def build_scoreboard_config(data: Mapping[str, Any]) -> ScoreboardConfig:
-    """Validate a raw mapping (file contents with overrides applied) into a ScoreboardConfig."""
+def build_scoreboard_config(
+    data: Mapping[str, Any], search: Sequence[str | Path] = ()
+) -> ScoreboardConfig:
+    """Validate a raw mapping (file contents with overrides applied) into a ScoreboardConfig.
+
+    ``imports`` are looked up on ``sys.path``, then in the folders of ``search``.
+    """
+    from adapt_robot.plugins import import_plugins
     from sim.registry import get_family
 
     raw = dict(data)
     arms_raw = raw.pop("arms", None)
     cfg = build(ScoreboardConfig, raw)
+    import_plugins(cfg.imports, search)
     try:
         family = get_family(cfg.family)
     except ValueError as err:
@@ -138,6 +151,6 @@ def load_scoreboard_config(path: str | Path, overrides: Sequence[str] = ()) -> S
     """Load a launch file with ``key.path=value`` overrides; errors name file and key path."""
     data = apply_overrides(load_yaml(path), overrides)
     try:
-        return build_scoreboard_config(data)
+        return build_scoreboard_config(data, [Path(path).resolve().parent, Path.cwd()])
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None

@@ -83,6 +83,32 @@ def test_worker_processes_find_the_plugin_family(tmp_path: Path) -> None:
     assert rows[0]["env_steps"] == 2 * 10 * 10 * 15  # pre + post, 10 tasks x 10 episodes
 
 
+def test_plugin_envs_are_capped_per_batch_and_reused_across_iterations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sim.engines import GYM_MAX_ENVS
+
+    built = [0]
+    init = plugin_env.SliderEnv.__init__
+
+    def counted(self: plugin_env.SliderEnv) -> None:
+        built[0] += 1
+        init(self)
+
+    monkeypatch.setattr(plugin_env.SliderEnv, "__init__", counted)
+
+    def envs_built(iterations: int) -> int:
+        built[0] = 0
+        over = [*PLUGIN, f"out_dir={tmp_path / str(iterations)}", f"budget.iterations={iterations}"]
+        run_train(SMOKE, over, resume=False)
+        return built[0]
+
+    # 10 tasks x 10 episodes per call: one env per episode would be 100 envs per batch.
+    once, thrice = envs_built(1), envs_built(3)
+    assert once == thrice  # later iterations reuse the first iteration's envs (set_task)
+    assert once <= 2 * GYM_MAX_ENVS  # a batch per batch size (train, eval), each capped
+
+
 def test_plugin_tasks_are_recorded_without_assuming_a_method_on_them() -> None:
     from sim.core.family import task_record
 
@@ -287,3 +313,49 @@ def test_a_plugin_without_an_expert_says_how_to_add_one() -> None:
     broken = slider("broken_slider", expert=lambda task: object())
     with pytest.raises(ValueError, match=r"without reset or act\(\)"):
         broken.expert(plugin_env.SliderTask(goal=0.5))
+
+
+BESIDE = '''
+from sim.families.gym_family import gym_task_family
+from sim.registry import family_names, register_family
+from tests.meta import plugin_env
+
+if "slider_beside" not in family_names():
+    register_family(
+        "slider_beside",
+        gym_task_family(
+            "slider_beside",
+            plugin_env.make_slider_env,
+            plugin_env.sample_slider_tasks,
+            task_type=plugin_env.SliderTask,
+            max_steps=15,
+            expert=plugin_env.SliderExpert,
+        ),
+    )
+'''
+
+
+def test_experts_and_scoreboard_launch_files_import_plugin_modules_beside_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapt_robot.cli import main
+    from adapt_robot.scoreboard.config import load_scoreboard_config
+
+    (tmp_path / "slider_beside_mod.py").write_text(BESIDE)
+    monkeypatch.chdir(tmp_path.parent)  # found beside the launch file, not in the cwd
+    experts = tmp_path / "experts.yaml"
+    experts.write_text(
+        "imports: [slider_beside_mod]\nfamilies: [slider_beside]\nengines: [gym]\n"
+        f"tasks_per_split: 2\ngif: false\nout_dir: {tmp_path / 'experts'}\n"
+    )
+    assert main(["experts", str(experts)]) == 0
+    rows = json.loads((tmp_path / "experts" / "results.json").read_text())
+    assert rows[0]["family"] == "slider_beside" and rows[0]["train_success"] == 1.0
+
+    board = tmp_path / "board.yaml"
+    board.write_text("imports: [no_such_plugin]\nfamily: slider_beside\nengines: [gym]\n")
+    with pytest.raises(ConfigError, match=r"imports\[0\]: cannot import 'no_such_plugin'"):
+        load_scoreboard_config(board)
+    board.write_text("imports: [slider_beside_mod]\nfamily: slider_beside\nengines: [gym]\n")
+    with pytest.raises(ConfigError, match="arms: expected a list"):  # the family was found
+        load_scoreboard_config(board)

@@ -157,10 +157,15 @@ def test_killed_ray_worker_is_survived() -> None:
         ray.shutdown()
 
 
-def test_pybullet_batches_are_capped_whatever_max_envs_says() -> None:
-    from adapt_robot.meta.samplers.config import PYBULLET_MAX_ENVS, SamplerConfig
+def test_pybullet_and_plugin_batches_are_capped_whatever_max_envs_says() -> None:
+    from adapt_robot.meta.samplers.config import SamplerConfig
+    from sim.engines import GYM_MAX_ENVS, PYBULLET_MAX_ENVS
 
     # Each PyBullet env is a physics client of ~36 MB: a 500-env batch would take ~18 GB.
     assert SamplerConfig(engine="pybullet").chunk_size(10) == PYBULLET_MAX_ENVS // 10
     assert SamplerConfig(engine="pybullet", max_envs=20).chunk_size(10) == 2
     assert SamplerConfig(engine="mujoco").chunk_size(10) == 4096 // 10
+    # A plug-in env is a whole simulator: 16 at most, even when the engine is resolved later.
+    assert SamplerConfig().chunk_size(3, "gym") == GYM_MAX_ENVS // 3
+    assert SamplerConfig(max_envs=4).chunk_size(2, "gym") == 2
+    assert SamplerConfig().chunk_size(40, "gym") == 1  # one task per chunk, whatever its K

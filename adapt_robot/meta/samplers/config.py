@@ -6,11 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adapt_robot.config import setting
-
-PYBULLET_MAX_ENVS = 64
-"""Env batch cap in PyBullet, whatever ``max_envs`` says: every PyBullet env is its own physics
-client of about 36 MB (grasp, measured), and a sampler keeps one batch per batch size, so the
-4096 default let a 50-task evaluation (500 + 150 envs) take over 23 GB and be killed."""
+from sim.engines import batch_cap
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +18,12 @@ class SamplerConfig:
     episodes_per_task: int = setting(
         10, doc="Episodes K per task (the inner batch holds K * horizon rows).", ge=1
     )
-    max_envs: int = setting(4096, doc="Largest env batch stepped at once (chunks above).", ge=1)
+    max_envs: int = setting(
+        4096,
+        doc="Largest env batch stepped at once (chunks above); PyBullet and plug-in (gym) "
+        "envs are capped lower, at sim.engines.MAX_BATCH (64 and 16).",
+        ge=1,
+    )
     chunk_tasks: int | None = setting(
         None,
         doc="Tasks per chunk: one env batch, seeded on its own, the unit of work of a worker. "
@@ -58,8 +59,13 @@ class SamplerConfig:
         2, doc="Times a chunk is re-run after its worker died before the call fails.", ge=0
     )
 
-    def chunk_size(self, episodes_per_task: int) -> int:
-        """Tasks per chunk for ``episodes_per_task`` episodes each."""
-        cap = min(self.max_envs, PYBULLET_MAX_ENVS) if self.engine == "pybullet" else self.max_envs
+    def chunk_size(self, episodes_per_task: int, engine: str | None = None) -> int:
+        """Tasks per chunk for ``episodes_per_task`` episodes each in ``engine``.
+
+        ``engine``: the engine the sampler resolved (default: ``self.engine``); its env batch
+        cap (:func:`sim.engines.batch_cap`) bounds ``max_envs``. A chunk holds at least one
+        task, so one task's episodes may exceed the cap.
+        """
+        cap = batch_cap(engine or self.engine or "", self.max_envs)
         by_envs = max(1, cap // episodes_per_task)
         return min(self.chunk_tasks or by_envs, by_envs)

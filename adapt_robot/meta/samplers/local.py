@@ -184,7 +184,7 @@ class Sampler:
             raise ValueError("sample: expected at least one task")
         snap = self.snapshot(params, m, per_task)
         base = int(rng.integers(2**63))
-        chunks = plan_chunks(tasks, k, self.cfg.chunk_size(k), base)
+        chunks = plan_chunks(tasks, k, self.cfg.chunk_size(k, self.engine), base)
         results = self.run_chunks(snap, chunks)
         obs, act, rew, mask, success = self._gather(chunks, results)
         adv = self.advantages(obs, rew, mask, m, k)
