@@ -65,7 +65,9 @@ def family_engine_pairs(include_gym_plugins: bool = False) -> list[tuple[str, st
 def register_gym_envs() -> None:
     """Register the built-in families with Gymnasium.
 
-    Then ``gymnasium.make("adapt_robot/Grasp-v0", engine="pybullet")`` works. Called on
+    Then ``gymnasium.make("adapt_robot/Grasp-v0", engine="pybullet")`` works, and
+    ``gymnasium.make_vec("adapt_robot/Grasp-v0", num_envs=64)`` builds one
+    :class:`sim.envs.vector_gym.TaskVectorEnv` over the batched engine. Called on
     ``import sim``, so ``gymnasium.make("sim:adapt_robot/Grasp-v0")`` (Gymnasium's
     ``module:id`` form, which imports the module first) works without importing anything.
     (Gymnasium 1.x loads no ``gymnasium.envs`` entry points, so none is declared.)
@@ -77,6 +79,7 @@ def register_gym_envs() -> None:
             gymnasium.register(
                 id=env_id,
                 entry_point="sim.envs.gym_env:TaskEnv",
+                vector_entry_point="sim.envs.vector_gym:TaskVectorEnv",
                 kwargs={"family": family},
                 max_episode_steps=None,
             )

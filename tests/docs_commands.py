@@ -57,6 +57,11 @@ def python_blocks() -> list[tuple[Path, str]]:
 TINY_SCOREBOARD = " --set tasks=2 --set 'engines=[mujoco]' --set episodes.post_episodes=1"
 TINY_EVAL = " --tasks 2 --episodes 1 --post-episodes 1 --steps 1"
 
+METAWORLD = Run(
+    skip="needs the Meta-World venv (make metaworld: Meta-World pins MuJoCo 3.3.0); "
+    "tests/meta/test_metaworld_example.py runs the same chain there"
+)
+
 RUNS: dict[str, Run] = {
     ".venv/bin/adapt-robot experts launch/experts.yaml": Run(
         " --set families=[point,grasp] --set engines=[pybullet] --set tasks_per_split=2"
@@ -86,4 +91,11 @@ RUNS: dict[str, Run] = {
     "print(c_sources())')\"": Run(),
     'cc -std=c99 -O2 -Wall -Wextra -Werror -I"$SRC" -o adapt_bridge_example '
     '"$SRC/adapt_bridge.c" "$SRC/example_main.c"': Run(),
+    "make metaworld": METAWORLD,
+    "PYTHONPATH=examples .venv-metaworld/bin/adapt-robot check-family "
+    "metaworld_ml1:mw_pick_place_150": METAWORLD,
+    ".venv-metaworld/bin/adapt-robot experts examples/metaworld_experts.yaml": METAWORLD,
+    ".venv-metaworld/bin/adapt-robot train examples/metaworld_door_open.yaml": METAWORLD,
+    ".venv-metaworld/bin/adapt-robot export runs/metaworld_door_open "
+    "-o runs/metaworld_door_open_bundle": METAWORLD,
 }

@@ -63,6 +63,19 @@ class Physics(ABC):
         """Reset every env (initial-pose noise drawn from ``rng``); return sensors ``[B, S]``."""
 
     @abstractmethod
+    def reset_envs(
+        self,
+        rng: np.random.Generator,
+        indices: np.ndarray,
+        tasks: Sequence[TaskParams] | None = None,
+    ) -> np.ndarray:
+        """Reset only the envs ``indices`` (to ``tasks``, one per index, when given).
+
+        The other envs keep their state mid-episode (a Gymnasium vector env's autoreset).
+        Returns the sensors ``[B, S]`` of every env.
+        """
+
+    @abstractmethod
     def step(self, ctrl: np.ndarray) -> np.ndarray:
         """Advance one control period with ``ctrl [B, C]`` held; return sensors ``[B, S]``."""
 

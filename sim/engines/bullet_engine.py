@@ -83,55 +83,79 @@ class BulletPhysics(Physics):
         """Rebuild every world for its task."""
         if len(tasks) != self.batch:
             raise ValueError(f"tasks: expected {self.batch}, got {len(tasks)}")
-        self.gripper_ids = []
-        for client, scene, task in zip(self.clients, self.scenes, tasks, strict=True):
-            pb.resetSimulation(physicsClientId=client)
-            pb.setGravity(0, 0, -GRAVITY, physicsClientId=client)
-            pb.setPhysicsEngineParameter(
-                fixedTimeStep=gripper.TIMESTEP,
-                numSubSteps=1,
-                numSolverIterations=100,
-                physicsClientId=client,
-            )
-            table = pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=client)
-            pb.createMultiBody(0, table, physicsClientId=client)
-            gid = pb.loadURDF(
-                str(ASSETS / "gripper" / "gripper.urdf"),
-                useFixedBase=True,
-                physicsClientId=client,
-            )
-            # Damping is a per-body setting in PyBullet: passed with a link index it makes the
-            # whole call a no-op, so set it on the base and the friction link by link.
-            pb.changeDynamics(gid, -1, linearDamping=0, angularDamping=0, physicsClientId=client)
-            for j in range(pb.getNumJoints(gid, physicsClientId=client)):
-                pb.changeDynamics(gid, j, lateralFriction=1.0, physicsClientId=client)
-            pb.setJointMotorControlArray(
-                gid,
-                list(range(5)),
-                pb.VELOCITY_CONTROL,
-                forces=[0.0] * 5,
-                physicsClientId=client,
-            )
-            self.gripper_ids.append(gid)
-            scene.build(client, task)
+        self.gripper_ids = [self._build(i, task) for i, task in enumerate(tasks)]
         self.tasks = list(tasks)
+
+    def _build(self, i: int, task: TaskParams) -> int:
+        """Rebuild the world of env ``i`` for ``task``; returns its gripper's body id."""
+        client, scene = self.clients[i], self.scenes[i]
+        pb.resetSimulation(physicsClientId=client)
+        pb.setGravity(0, 0, -GRAVITY, physicsClientId=client)
+        pb.setPhysicsEngineParameter(
+            fixedTimeStep=gripper.TIMESTEP,
+            numSubSteps=1,
+            numSolverIterations=100,
+            physicsClientId=client,
+        )
+        table = pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=client)
+        pb.createMultiBody(0, table, physicsClientId=client)
+        gid = pb.loadURDF(
+            str(ASSETS / "gripper" / "gripper.urdf"),
+            useFixedBase=True,
+            physicsClientId=client,
+        )
+        # Damping is a per-body setting in PyBullet: passed with a link index it makes the
+        # whole call a no-op, so set it on the base and the friction link by link.
+        pb.changeDynamics(gid, -1, linearDamping=0, angularDamping=0, physicsClientId=client)
+        for j in range(pb.getNumJoints(gid, physicsClientId=client)):
+            pb.changeDynamics(gid, j, lateralFriction=1.0, physicsClientId=client)
+        pb.setJointMotorControlArray(
+            gid,
+            list(range(5)),
+            pb.VELOCITY_CONTROL,
+            forces=[0.0] * 5,
+            physicsClientId=client,
+        )
+        scene.build(client, task)
+        return int(gid)
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         """Place bodies and the gripper; return sensors."""
         if not self.tasks:
             raise RuntimeError("reset: no tasks set")
-        for i, (client, scene, task) in enumerate(
-            zip(self.clients, self.scenes, self.tasks, strict=True)
-        ):
-            init = scene.draw_initial(task, rng)
-            q0 = scene.reset(client, task, init)
-            for j, q in enumerate(q0):
-                pb.resetJointState(self.gripper_ids[i], j, float(q), 0.0, physicsClientId=client)
-            # Recompute contacts for the new poses: getContactPoints otherwise still reports the
-            # last step's contacts (e.g. pads pressing an object that has just been moved away),
-            # and the first observation of every second episode showed a phantom grip.
-            pb.performCollisionDetection(physicsClientId=client)
+        for i in range(self.batch):
+            self._reset_env(i, rng)
         return self._read_all()
+
+    def reset_envs(
+        self,
+        rng: np.random.Generator,
+        indices: np.ndarray,
+        tasks: Sequence[TaskParams] | None = None,
+    ) -> np.ndarray:
+        """Reset envs ``indices`` (rebuilt for new ``tasks`` if given); the others keep going."""
+        if not self.tasks:
+            raise RuntimeError("reset_envs: no tasks set")
+        idx = [int(i) for i in indices]
+        if tasks is not None and len(tasks) != len(idx):
+            raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
+        for k, i in enumerate(idx):
+            if tasks is not None and tasks[k] != self.tasks[i]:
+                self.gripper_ids[i] = self._build(i, tasks[k])
+                self.tasks[i] = tasks[k]
+            self._reset_env(i, rng)
+        return self._read_all()
+
+    def _reset_env(self, i: int, rng: np.random.Generator) -> None:
+        client, scene, task = self.clients[i], self.scenes[i], self.tasks[i]
+        init = scene.draw_initial(task, rng)
+        q0 = scene.reset(client, task, init)
+        for j, q in enumerate(q0):
+            pb.resetJointState(self.gripper_ids[i], j, float(q), 0.0, physicsClientId=client)
+        # Recompute contacts for the new poses: getContactPoints otherwise still reports the
+        # last step's contacts (e.g. pads pressing an object that has just been moved away),
+        # and the first observation of every second episode showed a phantom grip.
+        pb.performCollisionDetection(physicsClientId=client)
 
     def _read_all(self) -> np.ndarray:
         rows = [self._read(i) for i in range(self.batch)]

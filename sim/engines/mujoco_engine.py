@@ -264,20 +264,53 @@ class MujocoPhysics(Physics):
         """Reset each env to its scene's initial state; return sensors."""
         if not self.models:
             raise RuntimeError("reset: no tasks set")
-        for i, (model, task) in enumerate(zip(self.models, self.tasks, strict=True)):
-            _, data = self._group_of[i].slot(0)
-            mujoco.mj_resetData(model, data)
-            init = self.scene.draw_initial(task, rng)
-            data.qpos[:] = self.scene.initial_qpos(model, task, init)
-            data.ctrl[:] = 0.0
-            try:
-                mujoco.mj_forward(model, data)
-            except mujoco.FatalError as err:
-                raise RuntimeError(f"reset: MuJoCo failed on env {i} ({task}): {err}") from err
-            mujoco.mj_getState(model, data, self.state[i], STATE_SPEC)
-            self._sensors[i] = data.sensordata
+        for i in range(self.batch):
+            self._reset_env(i, rng)
         self.faulted[:] = False
         return self._sensors.copy()
+
+    def reset_envs(
+        self,
+        rng: np.random.Generator,
+        indices: np.ndarray,
+        tasks: Sequence[TaskParams] | None = None,
+    ) -> np.ndarray:
+        """Reset envs ``indices`` (to new ``tasks`` if given); the others keep their state."""
+        if not self.models:
+            raise RuntimeError("reset_envs: no tasks set")
+        idx = [int(i) for i in indices]
+        if tasks is not None:
+            if len(tasks) != len(idx):
+                raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
+            new = list(self.tasks)
+            for i, task in zip(idx, tasks, strict=True):
+                new[i] = task
+            if new != self.tasks:
+                # set_tasks regroups the envs by model layout and clears every state: keep
+                # the running envs' states (every task's state has the same size).
+                state, sensors, faulted = self.state.copy(), self._sensors.copy(), self.faulted
+                faulted = faulted.copy()
+                self.set_tasks(new)
+                self.state[:], self._sensors[:], self.faulted[:] = state, sensors, faulted
+        for i in idx:
+            self._reset_env(i, rng)
+            self.faulted[i] = False
+        return self._sensors.copy()
+
+    def _reset_env(self, i: int, rng: np.random.Generator) -> None:
+        """Env ``i`` to its scene's initial state (initial-pose noise from ``rng``)."""
+        model, task = self.models[i], self.tasks[i]
+        _, data = self._group_of[i].slot(0)
+        mujoco.mj_resetData(model, data)
+        init = self.scene.draw_initial(task, rng)
+        data.qpos[:] = self.scene.initial_qpos(model, task, init)
+        data.ctrl[:] = 0.0
+        try:
+            mujoco.mj_forward(model, data)
+        except mujoco.FatalError as err:
+            raise RuntimeError(f"reset: MuJoCo failed on env {i} ({task}): {err}") from err
+        mujoco.mj_getState(model, data, self.state[i], STATE_SPEC)
+        self._sensors[i] = data.sensordata
 
     def step(self, ctrl: np.ndarray) -> np.ndarray:
         """One control period: ``SUBSTEPS`` physics steps per env with ``ctrl`` held.

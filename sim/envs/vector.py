@@ -42,17 +42,15 @@ class VectorTaskEnv:
         self.episode_success = np.zeros(batch, dtype=bool)
         """Each env's episode success so far, by the family's ``success_rule``."""
         self.t = 0
+        """Steps since the last :meth:`reset` of the whole batch."""
+        self.elapsed = np.zeros(batch, dtype=np.int64)
+        """Steps of each env's current episode (they differ after :meth:`reset_envs`)."""
 
     def set_tasks(self, tasks: Sequence[TaskParams]) -> None:
         """Give each env its task (takes effect at the next reset)."""
         if len(tasks) != self.batch:
             raise ValueError(f"tasks: expected {self.batch} tasks, got {len(tasks)}")
-        for i, task in enumerate(tasks):
-            if not isinstance(task, self.family.params_type):
-                raise TypeError(
-                    f"tasks[{i}]: expected {self.family.params_type.__name__}, "
-                    f"got {type(task).__name__}"
-                )
+        self._check_types(tasks)
         self.physics.set_tasks(tasks)
         self.tasks = list(tasks)
         self._ctx = np.stack([self.family.reward_context(t) for t in tasks])
@@ -67,7 +65,60 @@ class VectorTaskEnv:
         self.done[:] = False
         self.episode_success = np.zeros(self.batch, dtype=bool)
         self.t = 0
+        self.elapsed[:] = 0
         return self._obs.copy()
+
+    def reset_envs(
+        self,
+        rng: np.random.Generator,
+        indices: Sequence[int] | np.ndarray,
+        tasks: Sequence[TaskParams] | None = None,
+    ) -> np.ndarray:
+        """Start a new episode in envs ``indices`` only (on new ``tasks``, one per index).
+
+        The other envs go on with their episodes. Returns the observations ``[B, O]`` of every
+        env (the reset ones: their first observation). This is the autoreset of
+        :class:`sim.envs.vector_gym.TaskVectorEnv`; the lockstep samplers reset all at once.
+        """
+        if not self._state:
+            raise RuntimeError("reset_envs: call reset() first")
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            return self._obs.copy()
+        if idx.min() < 0 or idx.max() >= self.batch or np.unique(idx).size != idx.size:
+            raise ValueError(f"indices: expected distinct envs in [0, {self.batch}), got {idx}")
+        if tasks is not None:
+            if len(tasks) != idx.size:
+                raise ValueError(f"tasks: expected {idx.size} (one per index), got {len(tasks)}")
+            self._check_types(tasks)
+        sensors = self.physics.reset_envs(rng, idx, tasks)
+        if tasks is not None:
+            for i, task in zip(idx, tasks, strict=True):
+                self.tasks[i] = task
+                self._ctx[i] = self.family.reward_context(task)
+        sub = self.family.new_episode([self.tasks[i] for i in idx], sensors[idx])
+        first = self.family.observe(sensors[idx], sub).astype(np.float32)
+        for key, value in sub.items():
+            whole = self._state.get(key)
+            if not isinstance(whole, np.ndarray) or whole.shape[:1] != (self.batch,):
+                raise TypeError(
+                    f"{self.family.name}: episode state {key!r} is not one array row per env, "
+                    "so a subset of envs cannot be reset"
+                )
+            whole[idx] = value
+        self._obs[idx] = first
+        self.done[idx] = False
+        self.episode_success[idx] = False
+        self.elapsed[idx] = 0
+        return self._obs.copy()
+
+    def _check_types(self, tasks: Sequence[TaskParams]) -> None:
+        for i, task in enumerate(tasks):
+            if not isinstance(task, self.family.params_type):
+                raise TypeError(
+                    f"tasks[{i}]: expected {self.family.params_type.__name__}, "
+                    f"got {type(task).__name__}"
+                )
 
     def step(
         self, action: np.ndarray
@@ -103,7 +154,8 @@ class VectorTaskEnv:
         )
         terminated = (ended | fault) & live
         self.t += 1
-        truncated = np.full(self.batch, self.t >= self.max_steps) & live & ~terminated
+        self.elapsed += 1
+        truncated = (self.elapsed >= self.max_steps) & live & ~terminated
         self.done |= terminated | truncated
         self._obs = next_obs
         return (

@@ -63,13 +63,17 @@ class GymPhysics(Physics):
     def set_tasks(self, tasks: Sequence[Any]) -> None:
         """``set_task`` on every env (takes effect at the next reset)."""
         for env, task in zip(self.envs, tasks, strict=True):
-            setter = getattr(env.unwrapped, "set_task", None)
-            if setter is None:
-                raise TypeError(
-                    f"{type(env.unwrapped).__name__} has no set_task(task): the plug-in "
-                    "protocol needs one (see sim.families.gym_family)"
-                )
-            setter(task)
+            self._set_task(env, task)
+
+    @staticmethod
+    def _set_task(env: gymnasium.Env[Any, Any], task: Any) -> None:
+        setter = getattr(env.unwrapped, "set_task", None)
+        if setter is None:
+            raise TypeError(
+                f"{type(env.unwrapped).__name__} has no set_task(task): the plug-in "
+                "protocol needs one (see sim.families.gym_family)"
+            )
+        setter(task)
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         """Reset every env with a seed drawn from ``rng``."""
@@ -77,6 +81,25 @@ class GymPhysics(Physics):
             obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
             self._last[i] = np.concatenate([np.ravel(obs), [0.0, 0.0, 0.0]])
         self._ended[:] = False
+        return self._last.copy()
+
+    def reset_envs(
+        self,
+        rng: np.random.Generator,
+        indices: np.ndarray,
+        tasks: Sequence[Any] | None = None,
+    ) -> np.ndarray:
+        """Reset envs ``indices`` (``set_task`` first when ``tasks`` are given)."""
+        idx = [int(i) for i in indices]
+        if tasks is not None:
+            if len(tasks) != len(idx):
+                raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
+            for i, task in zip(idx, tasks, strict=True):
+                self._set_task(self.envs[i], task)
+        for i in idx:
+            obs, _ = self.envs[i].reset(seed=int(rng.integers(2**31 - 1)))
+            self._last[i] = np.concatenate([np.ravel(obs), [0.0, 0.0, 0.0]])
+            self._ended[i] = False
         return self._last.copy()
 
     def step(self, ctrl: np.ndarray) -> np.ndarray:

@@ -53,6 +53,18 @@ class PointPhysics(Physics):
         self.pos = rng.uniform(-0.01, 0.01, size=(self.batch, 2))
         return self.pos.copy()
 
+    def reset_envs(
+        self,
+        rng: np.random.Generator,
+        indices: np.ndarray,
+        tasks: Sequence[TaskParams] | None = None,
+    ) -> np.ndarray:
+        """Restart envs ``indices`` near the origin; the goal does not change the physics."""
+        del tasks
+        idx = np.asarray(indices, dtype=np.int64)
+        self.pos[idx] = rng.uniform(-0.01, 0.01, size=(idx.size, 2))
+        return self.pos.copy()
+
     def step(self, ctrl: np.ndarray) -> np.ndarray:
         """Integrate one step."""
         self.pos = np.clip(self.pos + ctrl, -ARENA, ARENA)

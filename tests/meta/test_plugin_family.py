@@ -315,7 +315,7 @@ def test_a_plugin_without_an_expert_says_how_to_add_one() -> None:
         broken.expert(plugin_env.SliderTask(goal=0.5))
 
 
-BESIDE = '''
+BESIDE = """
 from sim.families.gym_family import gym_task_family
 from sim.registry import family_names, register_family
 from tests.meta import plugin_env
@@ -332,7 +332,7 @@ if "slider_beside" not in family_names():
             expert=plugin_env.SliderExpert,
         ),
     )
-'''
+"""
 
 
 def test_experts_and_scoreboard_launch_files_import_plugin_modules_beside_them(
