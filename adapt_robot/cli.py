@@ -154,6 +154,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--engine", default=None, help="engine (default: the family's first)")
     check.add_argument("--tasks", type=int, default=4, help="tasks drawn per split")
 
+    scene = sub.add_parser(
+        "scene",
+        help="write one sampled task's MuJoCo scene (scene.xml, gripper.xml, task.json) to a "
+        "folder, loadable by mujoco.viewer and mujoco.MjModel",
+    )
+    scene.add_argument("family", metavar="FAMILY", help="a family with a MuJoCo scene: grasp, door")
+    scene.add_argument("--split", default="test", choices=["train", "test"])
+    scene.add_argument("--seed", type=int, default=0, help="seed of the task draw and the pose")
+    scene.add_argument("--index", type=int, default=0, help="which task of the draw (default 0)")
+    scene.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+
     spec = sub.add_parser("spec", help="print families' observation/action layouts and parameters")
     spec.add_argument("families", nargs="+", metavar="FAMILY")
 
@@ -275,6 +286,20 @@ def _spec(args: argparse.Namespace) -> None:
     print("\n\n".join(family_spec(name) for name in args.families))
 
 
+def _scene(args: argparse.Namespace) -> None:
+    from sim.engines.scene_files import sample_task, write_scene
+    from sim.registry import get_family
+
+    family = get_family(args.family)
+    try:
+        task = sample_task(family, args.split, args.seed, args.index)
+        path = write_scene(family, task, args.out, seed=args.seed)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(f"{path} ({family.name}, {args.split} task {args.index} of seed {args.seed})")
+    print(f"view it: python -m mujoco.viewer --mjcf={path}")
+
+
 def _check_family(args: argparse.Namespace) -> None:
     from adapt_robot.jobs.check_family import check_family, report
 
@@ -324,6 +349,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "spec": _spec,
     "config": _config,
     "check-family": _check_family,
+    "scene": _scene,
     "bench": _bench,
 }
 """Subcommand -> what runs it (each imports its job when called, so ``--help`` stays fast)."""

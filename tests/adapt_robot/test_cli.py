@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from adapt_robot.cli import main
 
@@ -47,7 +48,8 @@ def test_experts_on_point_writes_results(
     assert code == 0
     assert "| point | numpy | 100% | 100% |" in capsys.readouterr().out
     assert (tmp_path / "results.json").exists() and (tmp_path / "point_numpy.gif").exists()
-    assert (tmp_path / "config.yaml").read_text().startswith("out_dir:")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["out_dir"] == str(tmp_path) and saved["families"] == ["point"]
 
 
 def test_bad_launch_value_is_one_clear_error(
