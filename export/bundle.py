@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -286,6 +287,9 @@ def _write(
         path = add("policy_fp16", bf.POLICY_FP16_ONNX, io)
         figures["policy_fp16"] = parity.check_policy(path, policy, params, low, high, rng)
         limits["policy_fp16"] = parity.RTOL_FP16
+    if policy.state_dim == 0:  # a recurrent policy has no one-input form
+        figures["policy_frozen"] = _write_frozen(tmp, policy, params, low, high, meta, family, rng)
+        limits["policy_frozen"] = parity.RTOL_FP32
     parity.require(figures, limits)
 
     arrays: dict[str, np.ndarray] = {k: v.numpy().astype(np.float32) for k, v in params.items()}
@@ -295,6 +299,28 @@ def _write(
     manifest["acceptance"] = acceptance.acceptance()
     files = {f.name: bf.sha256_file(f) for f in sorted(tmp.iterdir())}
     bf.write_manifest(bf.Manifest(**{**manifest, "files": files}), tmp / bf.MANIFEST)
+
+
+def _write_frozen(
+    tmp: Path,
+    policy: Policy,
+    params: Mapping[str, torch.Tensor],
+    low: np.ndarray,
+    high: np.ndarray,
+    meta: Mapping[str, Any],
+    family: Any,
+    rng: np.random.Generator,
+) -> float:
+    """Write ``policy_frozen.onnx`` (meta-parameters inside); returns its parity error."""
+    from adapt_robot.runtime.frozen import freeze_policy, frozen_parity
+
+    arrays = {k: v.numpy().astype(np.float32) for k, v in params.items()}
+    source = (tmp / bf.POLICY_ONNX).read_bytes()
+    extra = {"adapt_robot.control_hz": float(family.control_hz), "adapt_robot.params": "meta"}
+    frozen = freeze_policy(source, arrays, low, high, {**meta, **extra})
+    (tmp / bf.POLICY_FROZEN_ONNX).write_bytes(frozen)
+    obs = parity.random_batch(policy, params, 64, rng).obs.numpy()
+    return frozen_parity(source, frozen, arrays, low, high, obs)
 
 
 def _metadata(cfg: TrainConfig, family: Any, policy: Policy) -> dict[str, Any]:

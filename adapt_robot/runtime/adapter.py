@@ -490,6 +490,42 @@ class OnlineAdapter:
         """The bundle's meta-parameters (read-only)."""
         return types.MappingProxyType(self._meta)
 
+    def snapshot(self, path: str | Path, control_hz: float | None = None) -> Path:
+        """Write the policy as it acts now (adapted parameters included) as a frozen graph.
+
+        ``path``: the ``.onnx`` file to write (atomically: a temporary file, then a rename).
+        The graph maps ``obs`` to ``actions`` with every parameter inside
+        (:mod:`adapt_robot.runtime.frozen`), so a robot can keep what it learned on an object
+        and run it without this runtime. ``control_hz`` is recorded in its metadata when given.
+        Needs the ``onnx`` package.
+        """
+        from adapt_robot.runtime.frozen import freeze_policy
+
+        with self._swap_lock:
+            params, version = self._params, int(self._stats["params_version"])
+        m = self.bundle.manifest
+        source = self.bundle.graph_bytes("policy")
+        policy = source if isinstance(source, bytes) else Path(source).read_bytes()
+        meta: dict[str, object] = {
+            "adapt_robot.family": m.family,
+            "adapt_robot.obs_names": list(m.observation.names),
+            "adapt_robot.action_names": list(m.action.names),
+            "adapt_robot.action_low": list(m.action.low),
+            "adapt_robot.action_high": list(m.action.high),
+            "adapt_robot.params": "meta" if params is self._meta else "adapted",
+            "adapt_robot.params_version": version,
+        }
+        if control_hz is not None:
+            meta["adapt_robot.control_hz"] = float(control_hz)
+        frozen = freeze_policy(
+            policy, params, self.bundle.action_low, self.bundle.action_high, meta
+        )
+        out = Path(path)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_bytes(frozen)
+        tmp.replace(out)
+        return out
+
     @property
     def adapting(self) -> bool:
         """Whether an adaptation is running on the worker."""

@@ -31,7 +31,7 @@ def test_smoke_bundle_runs_in_onnxruntime(smoke_run: Path, smoke_bundle: Path) -
     assert not (smoke_bundle / bf.REWARD_ONNX).exists() and "reward" not in manifest.graphs
     assert "observation_reward false" in manifest.reward_note
     assert sorted(manifest.files) == sorted(
-        ["adapt_step.onnx", "params.npz", "policy.onnx", "policy_fp16.onnx"]
+        ["adapt_step.onnx", "params.npz", "policy.onnx", "policy_fp16.onnx", "policy_frozen.onnx"]
     )
     assert manifest.inner_loop.capacity == 10 * 20  # episodes_per_task x horizon
     assert manifest.training["config"]["algo"]["inner_lr"] == 0.1
