@@ -98,4 +98,9 @@ RUNS: dict[str, Run] = {
     ".venv-metaworld/bin/adapt-robot train examples/metaworld_door_open.yaml": METAWORLD,
     ".venv-metaworld/bin/adapt-robot export runs/metaworld_door_open "
     "-o runs/metaworld_door_open_bundle": METAWORLD,
+    ".venv-metaworld/bin/adapt-robot train examples/metaworld_pick_place.yaml": METAWORLD,
+    ".venv-metaworld/bin/adapt-robot eval runs/metaworld_pick_place --tasks 50 --episodes 4 "
+    "--steps 1 --post-episodes 4": METAWORLD,
+    ".venv-metaworld/bin/adapt-robot eval runs/metaworld_door_open --tasks 50 --episodes 4 "
+    "--steps 1 --post-episodes 4": METAWORLD,
 }
