@@ -9,6 +9,16 @@
   must compute exactly the same numbers (:func:`task_advantages`).
 """
 
+try:
+    import onnxruntime as _onnxruntime  # noqa: F401  (either package provides this module)
+except ImportError as _err:
+    raise ImportError(
+        "adapt_robot.runtime needs ONNX Runtime, which adapt-robot does not install by itself: "
+        "pip install 'adapt-robot[cpu]' (onnxruntime), 'adapt-robot[gpu]' (onnxruntime-gpu: "
+        "CUDA and TensorRT), or on a Jetson NVIDIA's onnxruntime-gpu wheel for your JetPack "
+        "(never both packages: they are the same module)"
+    ) from _err
+
 from adapt_robot.runtime.adaptation import AdaptResult
 from adapt_robot.runtime.adapter import OnlineAdapter
 from adapt_robot.runtime.advantages import AdvantageSettings, task_advantages

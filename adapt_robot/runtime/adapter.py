@@ -74,6 +74,7 @@ class OnlineAdapter:
         seed: int = 0,
         safety: SafetyConfig | None = None,
         auto_adapt: bool = True,
+        sessions: SessionSettings | None = None,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         m = self.bundle.manifest
@@ -92,7 +93,7 @@ class OnlineAdapter:
         self.safety = safety
         self.auto_adapt = auto_adapt
         self.providers = resolve_providers(providers)
-        settings = SessionSettings()
+        settings = SessionSettings() if sessions is None else sessions
         b = self.bundle
         policy_session = create_session(b.graph_bytes("policy"), self.providers, settings)
         step_session = create_session(b.graph_bytes("adapt_step"), self.providers, settings)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,14 @@ class SessionSettings:
     """Let idle ONNX Runtime threads spin (lower latency, but a busy core); off on a robot."""
     optimization: str = "all"
     """Graph optimisation level: ``disable``, ``basic``, ``extended`` or ``all``."""
+    provider_options: Mapping[str, Mapping[str, str | int | float | bool]] = field(
+        default_factory=dict
+    )
+    """Options per execution provider (short or full name), as ONNX Runtime takes them, e.g.
+    ``{"tensorrt": {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+    "trt_engine_cache_path": "/var/cache/adapt_robot/trt"}, "cuda": {"device_id": 0}}``.
+    Booleans are passed as ``"1"``/``"0"``, other values as strings. Options of a provider
+    that is not used (not requested, or dropped because this build lacks it) are ignored."""
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 1 or self.inter_op_threads < 1:
@@ -64,11 +72,35 @@ class SessionSettings:
                 "intra_op_threads, inter_op_threads: expected integers >= 1, got "
                 f"{self.intra_op_threads}, {self.inter_op_threads}"
             )
+        for name, options in self.provider_options.items():
+            provider_name(name)  # an unknown provider is refused here, naming the known ones
+            if not isinstance(options, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str | int | float | bool)
+                for k, v in options.items()
+            ):
+                raise ValueError(
+                    f"provider_options[{name!r}]: expected a mapping of option names to "
+                    f"strings, numbers or booleans, got {options!r}"
+                )
         if self.optimization not in OPTIMIZATION_LEVELS:
             raise ValueError(
                 f"optimization: expected one of {list(OPTIMIZATION_LEVELS)}, "
                 f"got {self.optimization!r}"
             )
+
+    def providers_with_options(
+        self, providers: Sequence[str]
+    ) -> list[str | tuple[str, dict[str, str]]]:
+        """``providers`` (full names) paired with their :attr:`provider_options`, if any."""
+        by_full = {provider_name(k): v for k, v in self.provider_options.items()}
+        out: list[str | tuple[str, dict[str, str]]] = []
+        for p in providers:
+            options = by_full.get(p)
+            if options is None:
+                out.append(p)
+            else:
+                out.append((p, {k: _option_text(v) for k, v in options.items()}))
+        return out
 
     def session_options(self) -> ort.SessionOptions:
         """The ``SessionOptions`` these settings describe."""
@@ -143,7 +175,15 @@ def create_session(
     replaced after the load is never opened.
     """
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, settings.session_options(), providers=list(providers))
+    return ort.InferenceSession(
+        source, settings.session_options(), providers=settings.providers_with_options(providers)
+    )
+
+
+def _option_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
 
 
 class BoundRunner:

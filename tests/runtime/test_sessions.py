@@ -88,3 +88,62 @@ def test_bound_runner_writes_outputs_in_place(point_bundle: Path) -> None:
     np.testing.assert_allclose(log_std, shifted)
     with pytest.raises(ValueError, match="C-contiguous"):
         runner.bind_input("obs", np.zeros((o, 2), dtype=np.float32).T)
+
+
+def test_provider_options_reach_onnx_runtime_as_strings(
+    point_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime as ort
+
+    settings = SessionSettings(
+        provider_options={
+            "tensorrt": {"trt_fp16_enable": True, "trt_engine_cache_path": "/tmp/trt"},
+            CUDA: {"device_id": 1},
+        }
+    )
+    assert settings.providers_with_options([TRT, CUDA, CPU]) == [
+        (TRT, {"trt_fp16_enable": "1", "trt_engine_cache_path": "/tmp/trt"}),
+        (CUDA, {"device_id": "1"}),
+        CPU,
+    ]
+    graph = Bundle.load(point_bundle).graph_bytes("policy")  # the load opens sessions too
+    seen: list[object] = []
+    real = ort.InferenceSession
+
+    def spy(source: object, opts: object, providers: list[object]) -> object:
+        seen.append(providers)
+        return real(source, opts, providers=[CPU])
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    # On a CPU-only build the TensorRT and CUDA options belong to dropped providers: ignored.
+    chosen = resolve_providers(["tensorrt", "cpu"], available=[CPU])
+    create_session(graph, chosen, settings)
+    assert seen == [[CPU]]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"nosuch": {"a": 1}}, {"cuda": ["device_id", 0]}, {"cuda": {"device_id": [0]}}],
+)
+def test_bad_provider_options_are_refused(options: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="provider"):
+        SessionSettings(provider_options=options)  # type: ignore[arg-type]
+
+
+def test_the_runtime_names_both_onnx_runtime_packages_when_neither_is_installed() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['onnxruntime'] = None\n"
+        "try:\n"
+        "    import adapt_robot.runtime\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "adapt-robot[cpu]" in done.stdout and "adapt-robot[gpu]" in done.stdout
