@@ -68,6 +68,12 @@ class TrainConfig:
     out_dir: str = setting("runs/train", doc="Run directory: config, metrics, checkpoints.")
     threads: int = setting(1, doc="torch CPU threads (small MLPs run fastest on one).", ge=1)
     checkpoint_every: int = setting(10, doc="Write a checkpoint every this many iterations.", ge=1)
+    loggers: tuple[Literal["csv", "tensorboard", "wandb"], ...] = setting(
+        (),
+        doc="Metric sinks besides metrics.jsonl (always written; resume reads it): csv "
+        "(metrics.csv), tensorboard (RUN_DIR/tensorboard; needs the tensorboard package), "
+        "wandb (offline, RUN_DIR/wandb; needs wandb). See adapt_robot.reporting.loggers.",
+    )
     # Nested sections: frozen dataclass instances, safe as shared defaults.
     algo: AlgoConfig = setting(  # noqa: RUF009
         MAMLConfig(), doc="Algorithm section; algo.name selects it."
@@ -104,11 +110,26 @@ def build_train_config(data: Mapping[str, Any], search: Sequence[str | Path] = (
             "is the expert's own control law); set warm_start.tasks: 0"
         )
     cfg = _check_family(cfg, search)
+    _check_loggers(cfg)
     if cfg.policy.module:
         from adapt_robot.meta.module_policy import load_factory
 
         load_factory(cfg.policy.module)  # importable now, not after the first iteration
     return cfg
+
+
+def _check_loggers(cfg: TrainConfig) -> None:
+    from adapt_robot.reporting.loggers import missing_package
+
+    for i, backend in enumerate(cfg.loggers):
+        package = missing_package(backend)
+        if package is not None:
+            raise ConfigError(
+                f"loggers[{i}]: {backend} needs the {package} package, which is not installed; "
+                f"pip install {package}, or remove {backend!r} from loggers"
+            )
+        if backend in cfg.loggers[:i]:
+            raise ConfigError(f"loggers[{i}]: {backend!r} is listed twice")
 
 
 def _check_family(cfg: TrainConfig, search: Sequence[str | Path] = ()) -> TrainConfig:

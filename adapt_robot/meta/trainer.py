@@ -27,6 +27,7 @@ from adapt_robot.meta.algorithms import ALGORITHMS, Learner, TrainingDiverged
 from adapt_robot.meta.samplers import make_sampler
 from adapt_robot.meta.train_config import TrainConfig, build_train_config
 from adapt_robot.meta.warm_start import warm_start
+from adapt_robot.reporting.loggers import MetricsLog
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -115,6 +116,17 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics_path.write_text("")
         dump(cfg, self.run_dir / CONFIG)
+        self._metrics = MetricsLog(self.run_dir, cfg.loggers, to_dict(cfg), first_step=iteration)
+        try:
+            self._train(learner, rng, iteration, env_steps)
+        finally:
+            self._metrics.close()
+        return self.run_dir
+
+    def _train(
+        self, learner: Learner, rng: np.random.Generator, iteration: int, env_steps: int
+    ) -> None:
+        cfg = self.cfg
         if iteration == 0 and env_steps == 0 and cfg.warm_start.tasks > 0:
             env_steps = self._warm_start(learner, rng)
         family = learner.sampler.family
@@ -127,7 +139,6 @@ class Trainer:
             self._loop(learner, rng, iteration, env_steps, eval_tasks)
         finally:
             learner.sampler.close()
-        return self.run_dir
 
     def _loop(
         self,
@@ -171,8 +182,7 @@ class Trainer:
             if iteration % cfg.eval.every == 0 or last:
                 eval_rng = np.random.default_rng([cfg.seed, 11, iteration])
                 record["eval"] = learner.evaluate(eval_tasks, eval_rng, cfg.eval.episodes_per_task)
-            with open(self.metrics_path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            self._metrics.write(record)
             self._log(record)
             if iteration % cfg.checkpoint_every == 0 or last:
                 self._save(learner, rng, iteration, env_steps)
@@ -206,8 +216,7 @@ class Trainer:
             "seconds": time.perf_counter() - t0,
             "warm_start": stats,
         }
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        self._metrics.write(record)
         print(
             f"[train {cfg.algo.name}] warm start: {env_steps} steps, expert success "
             f"{stats['demo_success']:.2f}, cloning loss {stats['loss_first']:.4f} -> "

@@ -1,0 +1,141 @@
+"""Where training metrics go: ``metrics.jsonl`` always, plus CSV, TensorBoard or W&B on request.
+
+Every iteration's record (the one ``metrics.jsonl`` gets: iteration, env steps, returns and
+success before and after adaptation, the periodic held-out ``eval``, the warm start as
+iteration 0) goes to each sink of the launch file's ``loggers:``:
+
+- ``csv``: ``metrics.csv`` in the run directory, one row per record, nested keys flattened
+  (``eval/post_success``); rewritten from ``metrics.jsonl`` after each record, so a resumed run
+  (whose later records were dropped) and a new key (the first ``eval``) keep it whole;
+- ``tensorboard``: event files in ``RUN_DIR/tensorboard`` (``tensorboard --logdir RUN_DIR``),
+  every numeric entry a scalar at its iteration; a resumed run purges the steps it redoes;
+- ``wandb``: a Weights & Biases run in offline mode in ``RUN_DIR/wandb`` (``wandb sync`` uploads
+  it later), with the training config; needs the ``wandb`` package.
+
+``metrics.jsonl`` stays the record the trainer resumes from and the learning curve is drawn
+from; the sinks are copies for the tools people already watch.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+Backend = Literal["csv", "tensorboard", "wandb"]
+BACKENDS: tuple[str, ...] = ("csv", "tensorboard", "wandb")
+PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+"""Backend -> the package it needs (csv needs none)."""
+CSV_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+WANDB_DIR = "wandb"
+
+
+def missing_package(backend: str) -> str | None:
+    """The package ``backend`` needs that is not installed, else None."""
+    package = PACKAGES.get(backend)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None
+    return package
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric entries of ``record`` (nested mappings joined with ``/``); booleans as 0/1."""
+    out: dict[str, float] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}/"))
+        elif isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, int | float) and math.isfinite(float(value)):
+            out[name] = float(value)
+    return out
+
+
+class MetricsLog:
+    """``metrics.jsonl`` plus the requested sinks, for one training run."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        backends: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+        first_step: int = 0,
+    ) -> None:
+        """``first_step``: the iteration a resumed run starts after (0 for a new run)."""
+        self.run_dir = Path(run_dir)
+        self.jsonl = self.run_dir / "metrics.jsonl"
+        self.backends = tuple(backends)
+        unknown = [b for b in self.backends if b not in BACKENDS]
+        if unknown:
+            raise ValueError(f"loggers: unknown {unknown}; expected some of {list(BACKENDS)}")
+        self._tb: Any = None
+        self._wandb: Any = None
+        if "tensorboard" in self.backends:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(
+                str(self.run_dir / TENSORBOARD_DIR),
+                purge_step=first_step + 1 if first_step else None,
+            )
+        if "wandb" in self.backends:
+            import wandb  # type: ignore[import-not-found]
+
+            (self.run_dir / WANDB_DIR).mkdir(parents=True, exist_ok=True)
+            self._wandb = wandb.init(
+                project="adapt-robot",
+                name=self.run_dir.name,
+                dir=str(self.run_dir),
+                mode="offline",
+                config=dict(config or {}),
+            )
+        if "csv" in self.backends:
+            self._write_csv()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` to ``metrics.jsonl`` and hand it to every sink."""
+        with open(self.jsonl, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        step = int(record.get("iteration", 0))
+        flat = flatten(record)
+        if self._tb is not None:
+            for key, value in flat.items():
+                if key != "iteration":
+                    self._tb.add_scalar(key, value, global_step=step)
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(flat, step=step)
+        if "csv" in self.backends:
+            self._write_csv()
+
+    def _write_csv(self) -> None:
+        rows = [flatten(json.loads(line)) for line in _lines(self.jsonl)]
+        columns: dict[str, None] = {}
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+        tmp = self.run_dir / f".{CSV_FILE}.tmp"
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(columns))
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.run_dir / CSV_FILE)
+
+    def close(self) -> None:
+        """Flush and close the sinks."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [ln for ln in path.read_text().splitlines() if ln.strip()]
