@@ -72,8 +72,20 @@ class Physics(ABC):
         """Reset only the envs ``indices`` (to ``tasks``, one per index, when given).
 
         The other envs keep their state mid-episode (a Gymnasium vector env's autoreset).
-        Returns the sensors ``[B, S]`` of every env.
+        Returns the sensors ``[B, S]`` of every env. Engines walk :meth:`reset_plan`.
         """
+
+    @staticmethod
+    def reset_plan(
+        indices: np.ndarray, tasks: Sequence[TaskParams] | None
+    ) -> list[tuple[int, TaskParams | None]]:
+        """``(env, its new task or None)`` for each index of a :meth:`reset_envs` call."""
+        idx = [int(i) for i in np.asarray(indices).reshape(-1)]
+        if tasks is None:
+            return [(i, None) for i in idx]
+        if len(tasks) != len(idx):
+            raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
+        return list(zip(idx, tasks, strict=True))
 
     @abstractmethod
     def step(self, ctrl: np.ndarray) -> np.ndarray:

@@ -136,13 +136,10 @@ class BulletPhysics(Physics):
         """Reset envs ``indices`` (rebuilt for new ``tasks`` if given); the others keep going."""
         if not self.tasks:
             raise RuntimeError("reset_envs: no tasks set")
-        idx = [int(i) for i in indices]
-        if tasks is not None and len(tasks) != len(idx):
-            raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
-        for k, i in enumerate(idx):
-            if tasks is not None and tasks[k] != self.tasks[i]:
-                self.gripper_ids[i] = self._build(i, tasks[k])
-                self.tasks[i] = tasks[k]
+        for i, task in self.reset_plan(indices, tasks):
+            if task is not None and task != self.tasks[i]:
+                self.gripper_ids[i] = self._build(i, task)
+                self.tasks[i] = task
             self._reset_env(i, rng)
         return self._read_all()
 

@@ -278,21 +278,18 @@ class MujocoPhysics(Physics):
         """Reset envs ``indices`` (to new ``tasks`` if given); the others keep their state."""
         if not self.models:
             raise RuntimeError("reset_envs: no tasks set")
-        idx = [int(i) for i in indices]
-        if tasks is not None:
-            if len(tasks) != len(idx):
-                raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
-            new = list(self.tasks)
-            for i, task in zip(idx, tasks, strict=True):
+        plan = self.reset_plan(indices, tasks)
+        new = list(self.tasks)
+        for i, task in plan:
+            if task is not None:
                 new[i] = task
-            if new != self.tasks:
-                # set_tasks regroups the envs by model layout and clears every state: keep
-                # the running envs' states (every task's state has the same size).
-                state, sensors, faulted = self.state.copy(), self._sensors.copy(), self.faulted
-                faulted = faulted.copy()
-                self.set_tasks(new)
-                self.state[:], self._sensors[:], self.faulted[:] = state, sensors, faulted
-        for i in idx:
+        if new != self.tasks:
+            # set_tasks regroups the envs by model layout and clears every state: keep the
+            # running envs' states (every task's state has the same size).
+            state, sensors, faulted = self.state.copy(), self._sensors.copy(), self.faulted.copy()
+            self.set_tasks(new)
+            self.state[:], self._sensors[:], self.faulted[:] = state, sensors, faulted
+        for i, _ in plan:
             self._reset_env(i, rng)
             self.faulted[i] = False
         return self._sensors.copy()

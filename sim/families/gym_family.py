@@ -90,13 +90,9 @@ class GymPhysics(Physics):
         tasks: Sequence[Any] | None = None,
     ) -> np.ndarray:
         """Reset envs ``indices`` (``set_task`` first when ``tasks`` are given)."""
-        idx = [int(i) for i in indices]
-        if tasks is not None:
-            if len(tasks) != len(idx):
-                raise ValueError(f"tasks: expected {len(idx)} (one per index), got {len(tasks)}")
-            for i, task in zip(idx, tasks, strict=True):
+        for i, task in self.reset_plan(indices, tasks):
+            if task is not None:
                 self._set_task(self.envs[i], task)
-        for i in idx:
             obs, _ = self.envs[i].reset(seed=int(rng.integers(2**31 - 1)))
             self._last[i] = np.concatenate([np.ravel(obs), [0.0, 0.0, 0.0]])
             self._ended[i] = False
