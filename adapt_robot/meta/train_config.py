@@ -119,17 +119,11 @@ def build_train_config(data: Mapping[str, Any], search: Sequence[str | Path] = (
 
 
 def _check_loggers(cfg: TrainConfig) -> None:
-    from adapt_robot.reporting.loggers import missing_package
+    from adapt_robot.reporting.loggers import loggers_problem
 
-    for i, backend in enumerate(cfg.loggers):
-        package = missing_package(backend)
-        if package is not None:
-            raise ConfigError(
-                f"loggers[{i}]: {backend} needs the {package} package, which is not installed; "
-                f"pip install {package}, or remove {backend!r} from loggers"
-            )
-        if backend in cfg.loggers[:i]:
-            raise ConfigError(f"loggers[{i}]: {backend!r} is listed twice")
+    problem = loggers_problem(cfg.loggers)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _check_family(cfg: TrainConfig, search: Sequence[str | Path] = ()) -> TrainConfig:

@@ -14,6 +14,10 @@ iteration 0) goes to each sink of the launch file's ``loggers:``:
 
 ``metrics.jsonl`` stays the record the trainer resumes from and the learning curve is drawn
 from; the sinks are copies for the tools people already watch.
+
+A scoreboard's ``loggers:`` send its figures the same way (:func:`log_scoreboard`): one row
+per engine, arm and stage (success with its interval, mean return, steps to success, gap
+closed) to ``scoreboard.csv``, and the same figures as TensorBoard scalars or a W&B run.
 """
 
 from __future__ import annotations
@@ -41,6 +45,20 @@ def missing_package(backend: str) -> str | None:
     if package is None or importlib.util.find_spec(package) is not None:
         return None
     return package
+
+
+def loggers_problem(backends: Sequence[str]) -> str | None:
+    """What is wrong with a launch file's ``loggers:`` (key path and fix), or None."""
+    for i, backend in enumerate(backends):
+        package = missing_package(backend)
+        if package is not None:
+            return (
+                f"loggers[{i}]: {backend} needs the {package} package, which is not installed; "
+                f"pip install {package}, or remove {backend!r} from loggers"
+            )
+        if backend in backends[:i]:
+            return f"loggers[{i}]: {backend!r} is listed twice"
+    return None
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -133,6 +151,68 @@ class MetricsLog:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+
+
+def scoreboard_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per engine, arm and stage of a scoreboard report (``scoreboard.json``)."""
+    rows: list[dict[str, Any]] = []
+    for engine in report["engines"]:
+        gaps = {(g["arm"], g["stage"]): g for g in engine.get("gap_closed", [])}
+        for r in engine["rows"]:
+            gap = gaps.get((r["arm"], r["stage"]), {})
+            tts = r.get("time_to_success") or {}
+            rows.append(
+                {
+                    "engine": engine["engine"],
+                    "arm": r["arm"],
+                    "kind": r["kind"],
+                    "stage": r["stage"],
+                    "success": r["success"]["mean"],
+                    "success_low": r["success"]["low"],
+                    "success_high": r["success"]["high"],
+                    "mean_return": r["mean_return"]["mean"],
+                    "steps_to_success": tts.get("median_steps"),
+                    "gap_closed": gap.get("value"),
+                    "gap_closed_low": gap.get("low"),
+                    "gap_closed_high": gap.get("high"),
+                    "headroom_points": engine.get("headroom_points"),
+                }
+            )
+    return rows
+
+
+def log_scoreboard(
+    report: Mapping[str, Any], out_dir: str | Path, backends: Sequence[str] = ()
+) -> None:
+    """Send a scoreboard's figures to ``backends`` (``csv``, ``tensorboard``, ``wandb``)."""
+    out = Path(out_dir)
+    rows = scoreboard_rows(report)
+    if "csv" in backends:
+        with open(out / "scoreboard.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
+            writer.writeheader()
+            writer.writerows(rows)
+    scalars = {
+        f"{r['engine']}/{r['arm']}/{r['stage']}/{key}": float(r[key])
+        for r in rows
+        for key in ("success", "mean_return", "gap_closed")
+        if r[key] is not None and math.isfinite(float(r[key]))
+    }
+    if "tensorboard" in backends:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer_tb = SummaryWriter(str(out / TENSORBOARD_DIR))
+        for key, value in scalars.items():
+            writer_tb.add_scalar(f"scoreboard/{key}", value, global_step=0)
+        writer_tb.close()
+    if "wandb" in backends:
+        import wandb
+
+        run = wandb.init(
+            project="adapt-robot", name=f"scoreboard-{out.name}", dir=str(out), mode="offline"
+        )
+        run.log(scalars)
+        run.finish()
 
 
 def _lines(path: Path) -> list[str]:

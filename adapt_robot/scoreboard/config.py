@@ -70,6 +70,11 @@ class ScoreboardConfig:
     out_dir: str = setting(
         "runs/scoreboard", doc="Directory for scoreboard.md/.json/.png and the config."
     )
+    loggers: tuple[Literal["csv", "tensorboard", "wandb"], ...] = setting(
+        (),
+        doc="Also send the figures to scoreboard.csv, TensorBoard (OUT/tensorboard) or an "
+        "offline W&B run (adapt_robot.reporting.loggers); the last two need their package.",
+    )
     arms: tuple[ArmSpec, ...] = setting(
         (), doc="Arms: mappings with name, kind (oracle|robust|adaptive), type and its options."
     )
@@ -108,12 +113,16 @@ def build_scoreboard_config(
     ``imports`` are looked up on ``sys.path``, then in the folders of ``search``.
     """
     from adapt_robot.plugins import import_plugins
+    from adapt_robot.reporting.loggers import loggers_problem
     from sim.registry import get_family
 
     raw = dict(data)
     arms_raw = raw.pop("arms", None)
     cfg = build(ScoreboardConfig, raw)
     import_plugins(cfg.imports, search)
+    problem = loggers_problem(cfg.loggers)
+    if problem is not None:
+        raise ConfigError(problem)
     try:
         family = get_family(cfg.family)
     except ValueError as err:

@@ -18,6 +18,7 @@ from typing import Any
 
 from adapt_robot.config import dump
 from adapt_robot.progress import progress
+from adapt_robot.reporting.loggers import log_scoreboard
 from adapt_robot.scoreboard.arms import ARM_TYPES
 from adapt_robot.scoreboard.config import ScoreboardConfig
 from adapt_robot.scoreboard.figure import write_figure
@@ -85,7 +86,9 @@ def run_scoreboard(cfg: ScoreboardConfig, out_dir: str | Path | None = None) -> 
     out.mkdir(parents=True, exist_ok=True)
     dump(cfg, out / "config.yaml")
     report = build_report(cfg, score_arms(cfg))
-    return ScoreboardOutput(report=report, markdown=write_outputs(report, out), out_dir=out)
+    markdown = write_outputs(report, out)
+    log_scoreboard(_strict(report), out, cfg.loggers)
+    return ScoreboardOutput(report=report, markdown=markdown, out_dir=out)
 
 
 def scoreboard_main(launch: str, overrides: Sequence[str], out_dir: str | None) -> str:

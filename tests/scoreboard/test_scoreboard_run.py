@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -22,7 +23,8 @@ def test_smoke_scoreboard_writes_md_json_png(
 ) -> None:
     launch = write_launch(tmp_path / "smoke.yaml", smoke_data(point_bundle_3ep))
     out = tmp_path / "board"
-    assert main(["scoreboard", str(launch), "--set", "tasks=3", "--out", str(out)]) == 0
+    sinks = ["--set", "loggers=[csv,tensorboard]"]
+    assert main(["scoreboard", str(launch), "--set", "tasks=3", *sinks, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| expert | oracle | fixed |" in printed
     for name in ("scoreboard.md", "scoreboard.json", "scoreboard.png", "config.yaml"):
@@ -51,6 +53,19 @@ def test_smoke_scoreboard_writes_md_json_png(
     assert maml["stages"]["before"]["adapt_ms"] == []
     md = (out / "scoreboard.md").read_text()
     assert "gap closed [95% paired bootstrap]" in md and "headroom" in md
+    # The loggers got the same figures: one CSV row per arm and stage, TensorBoard scalars.
+    rows = list(csv.DictReader((out / "scoreboard.csv").open()))
+    assert [(r["arm"], r["stage"]) for r in rows] == [(r["arm"], r["stage"]) for r in board["rows"]]
+    assert float(rows[0]["success"]) == board["rows"][0]["success"]["mean"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    (point,) = acc.Scalars("scoreboard/numpy/expert/fixed/success")
+    assert point.value == 1.0
+    after = next(g for g in board["gap_closed"] if g["stage"] == "after_1")
+    (gap,) = acc.Scalars("scoreboard/numpy/maml/after_1/gap_closed")
+    assert gap.value == pytest.approx(after["value"])
 
 
 def test_bundle_arm_is_reproducible_and_adapt_false_scores_fixed(point_bundle_3ep: Path) -> None:
