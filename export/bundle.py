@@ -8,6 +8,8 @@ at the target is replaced only by a complete one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -234,7 +236,8 @@ def _write(
     lrs = {k: v.detach().float() for k, v in positive_rates(detach(learner.raw_lrs)).items()}
     adapted = list(lrs)
     low, high = family.action_spec.low, family.action_spec.high
-    meta = _metadata(cfg, family, policy)
+    export_id = _export_id(params, lrs, capacity, cfg)
+    meta = {**_metadata(cfg, family, policy), "adapt_robot.export_id": export_id}
     rng = np.random.default_rng(seed)
     graph_specs: dict[str, bf.GraphSpec] = {}
     figures: dict[str, float] = {}
@@ -296,9 +299,35 @@ def _write(
     arrays.update({bf.LR_PREFIX + k: v.numpy().astype(np.float32) for k, v in lrs.items()})
     np.savez(tmp / bf.PARAMS_NPZ, **arrays)  # type: ignore[arg-type]
     manifest = _manifest(run, run_path, family, capacity, graph_specs, figures, note, adapted)
+    manifest["producer"]["export_id"] = export_id
     manifest["acceptance"] = acceptance.acceptance()
     files = {f.name: bf.sha256_file(f) for f in sorted(tmp.iterdir())}
     bf.write_manifest(bf.Manifest(**{**manifest, "files": files}), tmp / bf.MANIFEST)
+
+
+def _export_id(
+    params: Mapping[str, torch.Tensor],
+    lrs: Mapping[str, torch.Tensor],
+    capacity: int,
+    cfg: TrainConfig,
+) -> str:
+    """What ties this export's graphs to its manifest: a digest of what they were built from.
+
+    Every graph carries it in ``metadata_props`` and the manifest in ``producer.export_id``;
+    the same run exported with the same settings gets the same id (its graphs are the same).
+    """
+    from adapt_robot.config import to_dict
+
+    h = hashlib.sha256()
+    for group in (params, lrs):
+        for name in sorted(group):
+            value = group[name].detach().cpu().numpy().astype(np.float32)
+            h.update(name.encode())
+            h.update(str(value.shape).encode())
+            h.update(value.tobytes())
+    h.update(str(capacity).encode())
+    h.update(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
 
 
 def _write_frozen(

@@ -151,7 +151,11 @@ def _check_side(
 def _metadata_expected(manifest: Manifest, key: str) -> dict[str, tuple[object, str]]:
     """``metadata_props`` key -> (value the graph must carry, manifest field it comes from)."""
     m = manifest
+    tie: dict[str, tuple[object, str]] = {}
+    if "export_id" in m.producer:  # bundles exported before it existed carry none
+        tie["adapt_robot.export_id"] = (m.producer["export_id"], "producer.export_id")
     return {
+        **tie,
         "adapt_robot.format_version": (str(FORMAT_VERSION), "format_version"),
         "adapt_robot.family": (m.family, "family"),
         "adapt_robot.obs_names": (list(m.observation.names), "observation.names"),
@@ -179,10 +183,12 @@ def _same(got: object, want: object) -> bool:
 def check_metadata(path: Path, manifest: Manifest, key: str, meta: Mapping[str, str]) -> None:
     """The facts export recorded in the graph (``metadata_props``) agree with the manifest.
 
-    What ties a graph to its manifest beyond its inputs and outputs: the family, the spaces'
-    names, the action bounds built into it, the adapted subset and which graph it is. A graph
-    from another export, or a manifest whose bounds were widened after the graphs were built,
-    is refused naming both values.
+    What ties a graph to its manifest beyond its inputs and outputs: the export id (a digest
+    of the parameters, rates, capacity and training config the graphs were built from), the
+    family, the spaces' names, the action bounds built into it, the adapted subset and which
+    graph it is. A graph from another export (even one of the same family and spaces, its
+    hashes rewritten), or a manifest whose bounds were widened after the graphs were built, is
+    refused naming both values.
     """
     for name, (want, field) in _metadata_expected(manifest, key).items():
         if name not in meta:

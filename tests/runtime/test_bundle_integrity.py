@@ -387,6 +387,29 @@ def test_graph_metadata_must_agree_with_the_manifest(
     refused(point_bundle_copy, "policy.onnx", fragment, "belongs to another export")
 
 
+def test_a_same_shaped_graph_from_another_export_is_refused_even_rehashed(
+    point_run: Path, point_bundle_copy: Path, tmp_path: Path
+) -> None:
+    """Same run, family and spaces, another capacity: policy.onnx has the very same inputs and
+    outputs, but its export id (and so the parameters it was built with) is another's."""
+    from export import export_bundle
+
+    other = export_bundle(point_run, tmp_path / "other", capacity=7)
+    ours = read_manifest(point_bundle_copy)["producer"]["export_id"]
+    theirs = read_manifest(other)["producer"]["export_id"]
+    assert ours != theirs and len(ours) == 32
+    again = export_bundle(point_run, tmp_path / "again", capacity=ours_capacity(point_bundle_copy))
+    assert read_manifest(again)["producer"]["export_id"] == ours  # same inputs, same id
+    shutil.copy(other / "policy.onnx", point_bundle_copy / "policy.onnx")
+    rehash(point_bundle_copy)
+    refused(point_bundle_copy, "policy.onnx", "adapt_robot.export_id", "another export")
+
+
+def ours_capacity(bundle: Path) -> int:
+    capacity: int = read_manifest(bundle)["inner_loop"]["capacity"]
+    return capacity
+
+
 def test_a_graph_told_it_is_another_graph_is_refused(point_bundle_copy: Path) -> None:
     data = read_manifest(point_bundle_copy)
     data["family"] = "door"
