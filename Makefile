@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[cpu,train,dev]'
 	touch $(STAMP)
 
 demo: setup
@@ -70,7 +70,7 @@ metaworld: system-deps
 	python3 -m venv $(MW_VENV)
 	$(MW_VENV)/bin/python -m pip install -q --upgrade pip
 	$(MW_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(MW_VENV)/bin/python -m pip install -q -e '.[train,dev]' metaworld==3.1.1 mujoco==3.3.0
+	$(MW_VENV)/bin/python -m pip install -q -e '.[cpu,train,dev]' metaworld==3.1.1 mujoco==3.3.0
 	$(MW_VENV)/bin/pytest -q tests/meta/test_metaworld_example.py
 	PYTHONPATH=examples $(MW_VENV)/bin/adapt-robot check-family metaworld_ml1:mw_door_open_150
 

@@ -110,7 +110,6 @@ def build_train_config(data: Mapping[str, Any], search: Sequence[str | Path] = (
             "is the expert's own control law); set warm_start.tasks: 0"
         )
     cfg = _check_family(cfg, search)
-    _check_loggers(cfg)
     if cfg.policy.module:
         from adapt_robot.meta.module_policy import load_factory
 
@@ -118,7 +117,12 @@ def build_train_config(data: Mapping[str, Any], search: Sequence[str | Path] = (
     return cfg
 
 
-def _check_loggers(cfg: TrainConfig) -> None:
+def check_loggers(cfg: TrainConfig) -> None:
+    """The sinks of ``loggers:`` can be opened on this machine.
+
+    Checked when training starts, not when a finished run's config is read back (export or
+    evaluation on another machine).
+    """
     from adapt_robot.reporting.loggers import loggers_problem
 
     problem = loggers_problem(cfg.loggers)
@@ -164,6 +168,8 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainC
     """Load a launch file with ``key.path=value`` overrides; errors name file and key path."""
     data = apply_overrides(load_yaml(path), overrides)
     try:
-        return build_train_config(data, search=(Path(path).resolve().parent, Path.cwd()))
+        cfg = build_train_config(data, search=(Path(path).resolve().parent, Path.cwd()))
+        check_loggers(cfg)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+    return cfg

@@ -116,7 +116,9 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics_path.write_text("")
         dump(cfg, self.run_dir / CONFIG)
-        self._metrics = MetricsLog(self.run_dir, cfg.loggers, to_dict(cfg), first_step=iteration)
+        self._metrics = MetricsLog(
+            self.run_dir, cfg.loggers, to_dict(cfg), resumed_after=iteration if resume else None
+        )
         try:
             self._train(learner, rng, iteration, env_steps)
         finally:
@@ -290,14 +292,15 @@ def _iteration_of(line: str) -> int | None:
 
 
 def _check_same_run(saved: dict[str, Any], now: dict[str, Any]) -> None:
-    """A resumed run must have the saved config, except its budget (which may be extended).
+    """A resumed run must have the saved config, except its budget and its metric sinks.
 
-    The saved config is read with today's defaults first, so a setting added since the run
+    The budget may be extended; ``loggers`` change where figures go, not what is trained. The
+    saved config is read with today's defaults first, so a setting added since the run
     started (at its default) does not block the resume.
     """
     saved = to_dict(build_train_config(saved))
     for key in sorted(set(saved) | set(now)):
-        if key == "budget":
+        if key in ("budget", "loggers"):
             continue
         if saved.get(key) != now.get(key):
             raise ConfigError(

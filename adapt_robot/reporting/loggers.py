@@ -32,19 +32,23 @@ from typing import Any, Literal
 
 Backend = Literal["csv", "tensorboard", "wandb"]
 BACKENDS: tuple[str, ...] = ("csv", "tensorboard", "wandb")
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
-"""Backend -> the package it needs (csv needs none)."""
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "torch"),
+    "wandb": ("wandb",),
+}
+"""Backend -> the packages it needs (csv needs none; TensorBoard files are written with torch's
+``SummaryWriter``)."""
 CSV_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
 
 
 def missing_package(backend: str) -> str | None:
-    """The package ``backend`` needs that is not installed, else None."""
-    package = PACKAGES.get(backend)
-    if package is None or importlib.util.find_spec(package) is not None:
-        return None
-    return package
+    """A package ``backend`` needs that is not installed, else None."""
+    for package in PACKAGES.get(backend, ()):
+        if importlib.util.find_spec(package) is None:
+            return package
+    return None
 
 
 def loggers_problem(backends: Sequence[str]) -> str | None:
@@ -83,9 +87,14 @@ class MetricsLog:
         run_dir: str | Path,
         backends: Sequence[str] = (),
         config: Mapping[str, Any] | None = None,
-        first_step: int = 0,
+        resumed_after: int | None = None,
     ) -> None:
-        """``first_step``: the iteration a resumed run starts after (0 for a new run)."""
+        """Open the sinks of ``backends`` for the run in ``run_dir``.
+
+        ``resumed_after``: the checkpoint's iteration a resumed run goes on from (None for a
+        new run). TensorBoard drops its events past it (those iterations are redone); a new run
+        drops every event an earlier run left in the folder.
+        """
         self.run_dir = Path(run_dir)
         self.jsonl = self.run_dir / "metrics.jsonl"
         self.backends = tuple(backends)
@@ -97,10 +106,8 @@ class MetricsLog:
         if "tensorboard" in self.backends:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(
-                str(self.run_dir / TENSORBOARD_DIR),
-                purge_step=first_step + 1 if first_step else None,
-            )
+            purge = 0 if resumed_after is None else resumed_after + 1
+            self._tb = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=purge)
         if "wandb" in self.backends:
             import wandb  # type: ignore[import-not-found]
 
@@ -201,7 +208,7 @@ def log_scoreboard(
     if "tensorboard" in backends:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer_tb = SummaryWriter(str(out / TENSORBOARD_DIR))
+        writer_tb = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=0)  # a rerun replaces
         for key, value in scalars.items():
             writer_tb.add_scalar(f"scoreboard/{key}", value, global_step=0)
         writer_tb.close()

@@ -516,6 +516,8 @@ class OnlineAdapter:
             "adapt_robot.params": "meta" if params is self._meta else "adapted",
             "adapt_robot.params_version": version,
         }
+        if "export_id" in m.producer:  # which export the adapted policy grew from
+            meta["adapt_robot.export_id"] = m.producer["export_id"]
         if control_hz is not None:
             meta["adapt_robot.control_hz"] = float(control_hz)
         frozen = freeze_policy(

@@ -190,6 +190,12 @@ def check_metadata(path: Path, manifest: Manifest, key: str, meta: Mapping[str, 
     hashes rewritten), or a manifest whose bounds were widened after the graphs were built, is
     refused naming both values.
     """
+    if "adapt_robot.export_id" in meta and "export_id" not in manifest.producer:
+        raise BundleError(
+            f"{path}: metadata adapt_robot.export_id: {meta['adapt_robot.export_id']!r}, but "
+            f"{MANIFEST} has no producer.export_id; the graph belongs to another export (or "
+            f"the manifest was changed after the graphs were built): {REEXPORT}"
+        )
     for name, (want, field) in _metadata_expected(manifest, key).items():
         if name not in meta:
             raise BundleError(

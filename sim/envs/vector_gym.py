@@ -142,7 +142,10 @@ class TaskVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if not self._started:
             raise RuntimeError("step: call reset() first")
         resetting = self._autoreset.copy()
-        obs, reward, terminated, truncated, info = self._vec.step(np.asarray(actions))
+        actions = np.array(actions, dtype=np.float32)  # a copy: the ignored rows are zeroed
+        if actions.ndim == 2 and actions.shape[0] == self.num_envs:  # else step() says why
+            actions[resetting] = 0.0  # whatever they hold (a NaN placeholder included)
+        obs, reward, terminated, truncated, info = self._vec.step(actions)
         if resetting.any():
             idx = np.flatnonzero(resetting)
             obs = self._vec.reset_envs(self._rng, idx, self._tasks_for(list(idx)))

@@ -66,3 +66,46 @@ def test_a_logger_whose_package_is_missing_is_refused_before_any_work() -> None:
         load_train_config(SMOKE, ["loggers=[wandb]"])
     with pytest.raises(ConfigError, match="loggers"):
         load_train_config(SMOKE, ["loggers=[stdout]"])
+
+
+def test_a_resume_replaces_the_tensorboard_steps_it_redoes(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from adapt_robot.reporting.loggers import MetricsLog
+
+    first = MetricsLog(tmp_path, ["tensorboard"])
+    for i in range(4):  # the warm start (0), then iterations 1-3; the checkpoint was at 0
+        first.write({"iteration": i, "post_return": float(i)})
+    first.close()
+    again = MetricsLog(tmp_path, ["tensorboard"], resumed_after=0)
+    for i in (1, 2):
+        again.write({"iteration": i, "post_return": 10.0 + i})
+    again.close()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("post_return")] == [
+        (0, 0.0),
+        (1, 11.0),
+        (2, 12.0),
+    ]
+
+
+def test_sinks_are_checked_when_training_starts_not_when_a_run_is_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from adapt_robot.meta.train_config import build_train_config
+    from adapt_robot.reporting import loggers
+
+    run = run_train(SMOKE, [f"out_dir={tmp_path}", "loggers=[csv]", "budget.iterations=1"], False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    monkeypatch.setattr(loggers, "missing_package", lambda backend: "somepkg")
+    saved["loggers"] = ["tensorboard"]
+    assert build_train_config(saved).loggers == ("tensorboard",)  # export, eval: not blocked
+    with pytest.raises(ConfigError, match=r"loggers\[0\]: tensorboard needs the somepkg"):
+        load_train_config(SMOKE, ["loggers=[tensorboard]"])
+    monkeypatch.undo()
+    # A resume may change where the figures go.
+    run_train(SMOKE, [f"out_dir={tmp_path}", "budget.iterations=2"], True)
+    assert len(_jsonl(run)) == 2

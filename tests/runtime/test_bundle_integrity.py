@@ -405,6 +405,13 @@ def test_a_same_shaped_graph_from_another_export_is_refused_even_rehashed(
     refused(point_bundle_copy, "policy.onnx", "adapt_robot.export_id", "another export")
 
 
+def test_a_manifest_stripped_of_its_export_id_is_refused(point_bundle_copy: Path) -> None:
+    data = read_manifest(point_bundle_copy)
+    del data["producer"]["export_id"]
+    write_manifest(point_bundle_copy, data)
+    refused(point_bundle_copy, "adapt_robot.export_id", "no producer.export_id")
+
+
 def ours_capacity(bundle: Path) -> int:
     capacity: int = read_manifest(bundle)["inner_loop"]["capacity"]
     return capacity

@@ -74,6 +74,7 @@ def test_snapshot_keeps_what_the_robot_adapted(law_bundle: Path, tmp_path: Path)
         np.testing.assert_allclose(got, want, atol=1e-5)  # the adapted policy, not the meta one
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert meta["adapt_robot.params"] == "adapted" and meta["adapt_robot.params_version"] == "1"
+        assert meta["adapt_robot.export_id"] == bundle.manifest.producer["export_id"]
         frozen = onnx.load(str(path))
         context = next(t for t in frozen.graph.initializer if t.name == "context")
         np.testing.assert_array_equal(

@@ -43,7 +43,9 @@ def test_next_step_autoreset_resets_only_the_env_that_ended() -> None:
     obs, _, _, trunc, _ = env.step(push)  # env 0's last step; env 1 is 3 steps behind
     assert trunc.tolist() == [True, False]
     before = obs[1].copy()
-    obs, rew, term, trunc, info = env.step(push)  # env 0 resets: its action is ignored
+    ignored = push.copy()
+    ignored[0] = np.nan  # env 0 resets: its action is ignored, whatever it holds
+    obs, rew, term, trunc, info = env.step(ignored)
     assert np.abs(obs[0]).max() <= 0.01 and rew[0] == 0.0
     assert not term[0] and not trunc[0] and not info["episode_success"][0]
     assert not np.allclose(obs[1], before)  # env 1 moved on
