@@ -240,7 +240,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from export.cli_entry import export_main
+    from adapt_robot.export.cli_entry import export_main
 
     print(export_main(args.run_dir, args.out, args.capacity, args.fp16))
 
@@ -287,8 +287,8 @@ def _spec(args: argparse.Namespace) -> None:
 
 
 def _scene(args: argparse.Namespace) -> None:
-    from sim.engines.scene_files import sample_task, write_scene
-    from sim.registry import get_family
+    from adapt_robot.sim.engines.scene_files import sample_task, write_scene
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(args.family)
     try:

@@ -26,7 +26,7 @@ from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
 from adapt_robot.runtime.modes import SlidingWindowMode
 from adapt_robot.scoreboard.arms.episodes import EpisodeOutcome, run_episode
-from sim.registry import get_family
+from adapt_robot.sim.registry import get_family
 
 
 def ending(ep: EpisodeOutcome, horizon: int) -> str:

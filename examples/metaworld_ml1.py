@@ -33,9 +33,9 @@ import metaworld  # type: ignore[import-not-found]
 import metaworld.policies  # type: ignore[import-not-found]
 import numpy as np
 
-from sim.core.family import Split
-from sim.families.gym_family import gym_task_family
-from sim.registry import family_names, register_family
+from adapt_robot.sim.core.family import Split
+from adapt_robot.sim.families.gym_family import gym_task_family
+from adapt_robot.sim.registry import family_names, register_family
 
 SEED = 0
 """Seed of the ML1 benchmark (which 50 + 50 task variations it draws)."""
@@ -169,7 +169,8 @@ def _sampler(env_name: str) -> Any:
 
 def _register() -> None:
     # make_env and expert are closures of this module: worker processes rebuild a family by
-    # importing the module of its make_env (sim.families.gym_family.GymTaskFamily.__reduce__).
+    # importing the module of its make_env
+    # (adapt_robot.sim.families.gym_family.GymTaskFamily.__reduce__).
     for name, (env_name, policy_class) in SKILLS.items():
 
         def make_env(env_name: str = env_name) -> ML1Env:

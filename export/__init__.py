@@ -5,7 +5,7 @@
 (:mod:`adapt_robot.bench.export_bench`) times the exported inner step.
 """
 
-from export.bundle import ExportError, export_bundle
-from export.parity import ParityError
+from adapt_robot.export.bundle import ExportError, export_bundle
+from adapt_robot.export.parity import ParityError
 
 __all__ = ["ExportError", "ParityError", "export_bundle"]

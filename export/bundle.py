@@ -27,6 +27,7 @@ import torch
 
 from adapt_robot.config import ConfigError
 from adapt_robot.errors import AdaptRobotError
+from adapt_robot.export import graphs, parity
 from adapt_robot.meta.algorithms.base import Learner
 from adapt_robot.meta.inner import positive_rates
 from adapt_robot.meta.policy import detach
@@ -34,7 +35,6 @@ from adapt_robot.meta.policy_protocol import Policy, missing_members
 from adapt_robot.meta.train_config import TrainConfig
 from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.safety import AcceptanceConfig
-from export import graphs, parity
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ def check_exportable(policy: object, where: str) -> None:
     if p.state_dim != 0:
         raise ExportError(
             f"{where}: policy type {name} carries a recurrent state (state_dim "
-            f"{p.state_dim}); export.graphs.export_policy writes its policy.onnx with state "
+            f"{p.state_dim}); adapt_robot.export.graphs.export_policy writes its policy.onnx with "
+            "state "
             "in and out, but the runtime's OnlineAdapter does not carry a state yet, so no "
             "bundle is written"
         )
@@ -173,13 +174,14 @@ def export_bundle(
     seeds the random parity inputs. ``acceptance`` is the acceptance rule written into the
     manifest, the robot's default (None: :class:`AcceptanceConfig` defaults, the settings
     ``adapt-robot eval`` judges with by default). Raises :class:`ExportError` for bad input and
-    :class:`export.parity.ParityError` when a graph disagrees with the training code; in both
+    :class:`adapt_robot.export.parity.ParityError` when a graph disagrees with the training code;
+    in both
     cases nothing is left at ``out_dir`` (an existing bundle there is kept).
     """
     run_path, out = Path(run_dir), Path(out_dir)
     _check_target(out)
     run = _load(run_path)
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(run.cfg.family)
     n = capacity if capacity is not None else default_capacity(run.cfg, family.max_steps)
@@ -227,7 +229,7 @@ def _write(
     seed: int,
     acceptance: AcceptanceConfig,
 ) -> None:
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     cfg, learner = run.cfg, run.learner
     policy = learner.policy

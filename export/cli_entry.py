@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from export.bundle import export_bundle
+from adapt_robot.export.bundle import export_bundle
 
 
 def export_main(run_dir: str, out: str, capacity: int | None, fp16: bool) -> Path:

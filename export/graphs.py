@@ -32,7 +32,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from adapt_robot.meta.inner import InnerBatch, InnerLoss, PolicyGradientLoss, sgd_update
 from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 OPSET = 18
 """ONNX opset of every exported graph."""

@@ -26,7 +26,7 @@ from adapt_robot.meta.inner import (
 )
 from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 RTOL_FP32 = 1e-5
 """Largest relative error accepted for every fp32 graph."""

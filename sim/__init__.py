@@ -14,7 +14,7 @@ if "mujoco" not in sys.modules and not (
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
-from sim.registry import family_names, get_family, register_family, register_gym_envs
+from adapt_robot.sim.registry import family_names, get_family, register_family, register_gym_envs
 
 register_gym_envs()
 

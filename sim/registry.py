@@ -7,15 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from adapt_robot.errors import UnknownName
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 ENGINES: tuple[str, ...] = ("mujoco", "pybullet", "numpy", "gym")
 
 _FACTORIES: dict[str, Callable[[], TaskFamily[Any]]] = {}
 _BUILTIN: dict[str, str] = {
-    "point": "sim.families.point:PointFamily",
-    "grasp": "sim.families.grasp:GraspFamily",
-    "door": "sim.families.door:DoorFamily",
+    "point": "adapt_robot.sim.families.point:PointFamily",
+    "grasp": "adapt_robot.sim.families.grasp:GraspFamily",
+    "door": "adapt_robot.sim.families.door:DoorFamily",
 }
 GYM_IDS: dict[str, str] = {
     "point": "adapt_robot/Point-v0",
@@ -50,7 +50,8 @@ def get_family(name: str) -> TaskFamily[Any]:
 def family_engine_pairs(include_gym_plugins: bool = False) -> list[tuple[str, str]]:
     """Every supported (family, engine) pair of the registered families.
 
-    Gymnasium plug-ins (engine ``gym``, :mod:`sim.families.gym_family`) are left out unless
+    Gymnasium plug-ins (engine ``gym``, :mod:`adapt_robot.sim.families.gym_family`) are left out
+    unless
     asked for: they follow the smaller plug-in protocol (the env computes the reward, the
     sampler alone knows the split), so the full family contract in ``tests/sim`` does not apply.
     """
@@ -67,9 +68,10 @@ def register_gym_envs() -> None:
 
     Then ``gymnasium.make("adapt_robot/Grasp-v0", engine="pybullet")`` works, and
     ``gymnasium.make_vec("adapt_robot/Grasp-v0", num_envs=64)`` builds one
-    :class:`sim.envs.vector_gym.TaskVectorEnv` over the batched engine. Called on
-    ``import sim``, so ``gymnasium.make("sim:adapt_robot/Grasp-v0")`` (Gymnasium's
-    ``module:id`` form, which imports the module first) works without importing anything.
+    :class:`adapt_robot.sim.envs.vector_gym.TaskVectorEnv` over the batched engine. Called on
+    ``import adapt_robot.sim``, so ``gymnasium.make("adapt_robot.sim:adapt_robot/Grasp-v0")``
+    (Gymnasium's ``module:id`` form, which imports the module first) works without importing
+    anything.
     (Gymnasium 1.x loads no ``gymnasium.envs`` entry points, so none is declared.)
     """
     import gymnasium
@@ -78,8 +80,8 @@ def register_gym_envs() -> None:
         if env_id not in gymnasium.registry:
             gymnasium.register(
                 id=env_id,
-                entry_point="sim.envs.gym_env:TaskEnv",
-                vector_entry_point="sim.envs.vector_gym:TaskVectorEnv",
+                entry_point="adapt_robot.sim.envs.gym_env:TaskEnv",
+                vector_entry_point="adapt_robot.sim.envs.vector_gym:TaskVectorEnv",
                 kwargs={"family": family},
                 max_episode_steps=None,
             )

@@ -31,7 +31,7 @@ def train_tiny(out: Path, *overrides: str) -> Path:
 
 def export(run: Path, out: Path) -> Path:
     """Export ``run`` to a bundle at ``out``."""
-    from export import export_bundle
+    from adapt_robot.export import export_bundle
 
     return export_bundle(run, out)
 

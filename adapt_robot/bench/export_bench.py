@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adapt_robot.export import graphs, parity
 from adapt_robot.meta.inner import init_raw_rates, inner_step, positive_rates
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.reporting.tables import markdown_table
 from adapt_robot.runtime.bundle_format import LR_PREFIX
-from export import graphs, parity
 
 HIDDEN: tuple[tuple[int, ...], ...] = ((64, 64), (256, 256))
 CAPACITIES: tuple[int, ...] = (256, 1024, 4096)

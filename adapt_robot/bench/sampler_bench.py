@@ -13,7 +13,7 @@ import torch
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.meta.samplers import make_sampler
 from adapt_robot.meta.samplers.config import SamplerConfig
-from sim.registry import get_family
+from adapt_robot.sim.registry import get_family
 
 
 def run_sampler_bench(tasks: int = 8, episodes: int = 5, calls: int = 3) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from adapt_robot.errors import UsageError
-from sim.core import gripper
+from adapt_robot.sim.core import gripper
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _median_rate(fn: Callable[[], float], repeats: int) -> float:
 def _closed_loop_one(family_name: str, engine: str, steps: int, seed: int) -> float:
     import gymnasium
 
-    from sim.registry import GYM_IDS, get_family
+    from adapt_robot.sim.registry import GYM_IDS, get_family
 
     env = gymnasium.make(GYM_IDS[family_name], engine=engine, split="train")
     obs_dim, act_dim = get_family(family_name).obs_spec.dim, get_family(family_name).action_spec.dim
@@ -151,8 +151,8 @@ def bench_pair(
     family_name: str, engine: str, batch: int, steps: int, repeats: int, seed: int = 0
 ) -> BenchRow:
     """Measure one (family, engine)."""
-    from sim.envs.vector import VectorTaskEnv
-    from sim.registry import get_family
+    from adapt_robot.sim.envs.vector import VectorTaskEnv
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(family_name)
     steps = min(steps, family.max_steps)
@@ -188,7 +188,7 @@ def run_sim_bench(
 ) -> str:
     """Run the benchmark and return the Markdown table."""
     from adapt_robot.progress import progress
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     if batch < 1 or steps < 1 or repeats < 1:
         raise UsageError("bench: --batch, --steps and --repeats must be >= 1")

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from sim.core.family import SPLITS, Split, TaskFamily
-from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
-from sim.registry import get_family
+from adapt_robot.sim.core.family import SPLITS, Split, TaskFamily
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.registry import get_family
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +32,7 @@ class SimRobotConfig:
     """Which simulated robot to build."""
 
     family: str = "grasp"
-    """Registered task family (``sim.registry.family_names()``)."""
+    """Registered task family (``adapt_robot.sim.registry.family_names()``)."""
     engine: str = "pybullet"
     """Physics engine the family supports (``mujoco`` or ``pybullet`` for grasp and door)."""
     split: Split = "test"

@@ -35,7 +35,7 @@ class Check:
 
 
 def _family(spec: str) -> Any:
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     module, _, name = spec.rpartition(":")
     if module:
@@ -53,7 +53,7 @@ def _family(spec: str) -> Any:
 
 def _rollout(family: Any, engine: str, tasks: list[Any], steps: int) -> np.ndarray:
     """Observations ``[steps + 1, B, O]`` of ``tasks`` under seeded random actions."""
-    from sim.envs.vector import VectorTaskEnv
+    from adapt_robot.sim.envs.vector import VectorTaskEnv
 
     env = VectorTaskEnv(family, engine, len(tasks))
     try:
@@ -70,7 +70,7 @@ def _rollout(family: Any, engine: str, tasks: list[Any], steps: int) -> np.ndarr
 
 def _episode(family: Any, engine: str, task: Any) -> tuple[int, bool, bool]:
     """Ticks until done with zero actions, whether it ended, and its episode success flag."""
-    from sim.envs.vector import VectorTaskEnv
+    from adapt_robot.sim.envs.vector import VectorTaskEnv
 
     env = VectorTaskEnv(family, engine, 1)
     try:
@@ -161,7 +161,7 @@ def check_family(spec: str, engine: str | None = None, tasks: int = 4) -> list[C
         return f"success_rule {rule!r}; zero actions succeed: {ok}"
 
     def expert() -> str:
-        from sim.experts.evaluate import run_experts
+        from adapt_robot.sim.experts.evaluate import run_experts
 
         try:
             family.expert(drawn["train"][0])

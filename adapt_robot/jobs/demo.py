@@ -117,7 +117,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     times.train = time.perf_counter() - t0
 
     _banner(f"2/4 export: ONNX bundle -> {out / 'bundle'}")
-    from export import export_bundle
+    from adapt_robot.export import export_bundle
 
     t0 = time.perf_counter()
     bundle = export_bundle(run_dir, out / "bundle", seed=cfg.seed)
@@ -232,7 +232,7 @@ def oracle_on_objects(family_name: str, d: DemoDeploy, seed: int) -> dict[str, A
     from adapt_robot.scoreboard.arms.base import ScoreSettings
     from adapt_robot.scoreboard.arms.experts import ExpertArm, ExpertSpec
     from adapt_robot.scoreboard.results import FIXED
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(family_name)
     engine = d.robot.partition(":")[2]

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     import argparse
 
     from adapt_robot.deploy.sim_robot import SimRobot
-    from sim.core.family import TaskFamily
-    from sim.core.params import TaskParams
+    from adapt_robot.sim.core.family import TaskFamily
+    from adapt_robot.sim.core.params import TaskParams
 
 __all__ = ["DeployConfig", "DeployReport", "ObjectResult", "default_out_dir", "run_deploy"]
 
@@ -182,7 +182,7 @@ def held_out_tasks(family: TaskFamily[Any], n: int, split: str, seed: int) -> li
 # ---------------------------------------------------------------------- the job
 def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
     """The bundle, its family, ``K`` and ``n``; configuration errors before any work."""
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     root = Path(cfg.bundle)
     if not (root / "manifest.yaml").is_file():

@@ -24,7 +24,7 @@ from adapt_robot.runtime.sessions import SessionSettings, create_session, resolv
 if TYPE_CHECKING:
     from adapt_robot.deploy.sim_robot import SimRobotConfig
     from adapt_robot.jobs.deploy_report import DeployReport
-    from sim.core.params import TaskParams
+    from adapt_robot.sim.core.params import TaskParams
 
 GIF_STREAM = 107
 """Second seed word of the action noise of the GIF replays (the same for both)."""

@@ -43,7 +43,7 @@ class ObjectResult:
     index: int
     """Position in the task draw (0-based)."""
     task: dict[str, Any]
-    """The task's parameters (:meth:`sim.core.family.TaskFamily.describe_task`)."""
+    """The task's parameters (:meth:`adapt_robot.sim.core.family.TaskFamily.describe_task`)."""
     episodes: tuple[EpisodeRecord, ...]
     """Every episode of the run, in order."""
     adapt_reason: str

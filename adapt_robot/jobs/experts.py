@@ -59,9 +59,9 @@ class ExpertRow:
 def run_experts_job(cfg: ExpertsConfig) -> list[ExpertRow]:
     """Run the experts on every (family, engine); returns the rows also written to ``out_dir``."""
     from adapt_robot.reporting.gif import write_gif
-    from sim.experts.evaluate import cross_task, solvability
-    from sim.experts.record import record_expert
-    from sim.registry import get_family
+    from adapt_robot.sim.experts.evaluate import cross_task, solvability
+    from adapt_robot.sim.experts.record import record_expert
+    from adapt_robot.sim.registry import get_family
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

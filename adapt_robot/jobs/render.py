@@ -25,8 +25,8 @@ def render_gif(
     With ``strip``, also write four frames (first, 1/3, 2/3, last) side by side as a PNG.
     """
     from adapt_robot.reporting.gif import write_gif
-    from sim.experts.record import record_expert
-    from sim.registry import get_family
+    from adapt_robot.sim.experts.record import record_expert
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(family_name)
     engine = engine or family.engines[0]
@@ -50,7 +50,7 @@ def render_gif(
 
 def family_spec(family_name: str) -> str:
     """Markdown description of a family: obs/action layout, task parameters, rates."""
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(family_name)
     lines = [

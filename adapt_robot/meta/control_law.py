@@ -2,7 +2,8 @@
 
 ``pi(a | obs, z) = N(control_law(obs, theta(z)), exp(log_std))`` with
 ``theta(z) = low + (high - low) * sigmoid(dec(z))``: the scripted expert's own memoryless law
-(:meth:`sim.core.family.TaskFamily.control_law`), whose few behaviour parameters ``theta`` (for
+(:meth:`adapt_robot.sim.core.family.TaskFamily.control_law`), whose few behaviour parameters
+``theta`` (for
 grasp: the squeeze and the centre-of-mass offset gripped above) are decoded from the adapted
 latent ``z`` (the ``context`` parameter). Given the true ``theta`` it IS the expert; given a
 fixed ``z`` it is one fixed behaviour (a robust controller); adaptation has to find ``z`` from
@@ -28,7 +29,7 @@ import torch
 
 from adapt_robot.meta.policy import MemorylessPolicy, ObsNormalizer, Params, PolicyConfig
 from adapt_robot.meta.policy_protocol import State
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 DEC_PREFIX = "dec."
 """Name prefix of the decoder ``z -> theta`` parameters."""

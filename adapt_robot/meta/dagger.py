@@ -4,7 +4,7 @@ Each env acts with its own policy snapshot (its own latent ``z``), optionally mi
 expert (with probability ``beta`` per step the expert's action is executed, the classic DAgger
 schedule); at every live step the expert told the env's TRUE task labels the visited state with
 its clean action. The experts are memoryless functions of the observation
-(:class:`sim.core.family.Expert`), so a state visited by the student can be labelled.
+(:class:`adapt_robot.sim.core.family.Expert`), so a state visited by the student can be labelled.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 
 from adapt_robot.meta.episodes import Episodes, play_episodes
 from adapt_robot.meta.samplers.rollout import RolloutPolicy
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
 
 
 @dataclass(frozen=True)

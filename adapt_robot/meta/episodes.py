@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
 
 ActFn = Callable[[int, np.ndarray], np.ndarray]
 """``act(t, obs [E, O]) -> actions [E, A]`` before the env's clip (what the robot records)."""

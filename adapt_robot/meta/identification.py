@@ -33,7 +33,7 @@ import torch
 from adapt_robot.meta.inner import InnerBatch, LossKind
 from adapt_robot.meta.policy import ObsNormalizer, Params, PolicyConfig
 from adapt_robot.runtime.buffer import Batch, pack_transitions
-from sim.core.params import CHOICES, RANGE, TaskParams
+from adapt_robot.sim.core.params import CHOICES, RANGE, TaskParams
 
 ID_PREFIX = "id."
 """Name prefix of the identification model's parameters in the params mapping."""

@@ -9,7 +9,7 @@ It is memoryless: its state is ``None`` (the contract: :mod:`adapt_robot.meta.po
 
 The action mean is **squashed** with ``tanh`` into (-1, 1); the Gaussian sample itself is not
 squashed, its log-probability is that of the unsquashed sample, and the environment clips the
-sample to [-1, 1] (``sim.core.spec.check_action``).
+sample to [-1, 1] (``adapt_robot.sim.core.spec.check_action``).
 
 Observation normalisation (running mean/variance) is policy state, not a parameter: it is
 updated from rollouts during training, frozen at export, and applied inside :meth:`forward`.

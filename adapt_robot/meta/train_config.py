@@ -54,7 +54,8 @@ class TrainConfig:
     imports: tuple[str, ...] = setting(
         (),
         doc="Python modules imported first: they register plug-in task families "
-        "(sim.registry.register_family; see sim.families.gym_family). Looked up on sys.path, "
+        "(adapt_robot.sim.registry.register_family; see adapt_robot.sim.families.gym_family). "
+        "Looked up on sys.path, "
         "then in import_paths, then beside the launch file, then in the working directory.",
     )
     import_paths: tuple[str, ...] = setting(
@@ -63,7 +64,7 @@ class TrainConfig:
         "beside the launch file or in the working directory is added here, so the run's saved "
         "config finds it again (export, eval).",
     )
-    family: str = setting("point", doc="Task family (see sim.registry).")
+    family: str = setting("point", doc="Task family (see adapt_robot.sim.registry).")
     seed: int = setting(0, doc="Seed of everything: init, tasks, noise.", ge=0)
     out_dir: str = setting("runs/train", doc="Run directory: config, metrics, checkpoints.")
     threads: int = setting(1, doc="torch CPU threads (small MLPs run fastest on one).", ge=1)
@@ -132,7 +133,7 @@ def check_loggers(cfg: TrainConfig) -> None:
 
 def _check_family(cfg: TrainConfig, search: Sequence[str | Path] = ()) -> TrainConfig:
     from adapt_robot.plugins import import_plugins
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     added = import_plugins(cfg.imports, [*cfg.import_paths, *search])
     new = tuple(p for p in added if p not in cfg.import_paths)

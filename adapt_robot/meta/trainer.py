@@ -37,7 +37,7 @@ FORMAT = 1
 
 def build_learner(cfg: TrainConfig) -> Learner:
     """Family, policy, sampler and learner for ``cfg`` (fresh parameters from ``cfg.seed``)."""
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(cfg.family)
     learner_class = ALGORITHMS[cfg.algo.name][1]

@@ -25,9 +25,9 @@ import torch
 
 from adapt_robot.config import setting
 from adapt_robot.meta.policy_protocol import Params, Policy
-from sim.core.family import TaskFamily
-from sim.engines import batch_cap
-from sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.engines import batch_cap
+from adapt_robot.sim.envs.vector import VectorTaskEnv
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,7 +56,7 @@ class ScoreboardConfig:
         "training launch file). Looked up on sys.path, then beside the launch file, then in the "
         "working directory.",
     )
-    family: str = setting(doc="Task family (see sim.registry).")
+    family: str = setting(doc="Task family (see adapt_robot.sim.registry).")
     engines: tuple[str, ...] = setting(
         ("mujoco", "pybullet"), doc="Engines every arm is scored in (each one the family has)."
     )
@@ -114,7 +114,7 @@ def build_scoreboard_config(
     """
     from adapt_robot.plugins import import_plugins
     from adapt_robot.reporting.loggers import loggers_problem
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     raw = dict(data)
     arms_raw = raw.pop("arms", None)

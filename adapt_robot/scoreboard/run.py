@@ -42,7 +42,7 @@ class ScoreboardOutput:
 def score_arms(cfg: ScoreboardConfig) -> dict[str, list[ArmResult]]:
     """Every arm in every engine: engine -> results in the launch file's arm order."""
     from adapt_robot.jobs.deploy import held_out_tasks
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family(cfg.family)
     tasks = held_out_tasks(family, cfg.tasks, cfg.split, cfg.seed)

@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from sim.core.params import TaskParams
-from sim.core.spec import VectorSpec
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.core.spec import VectorSpec
 
 Split = Literal["train", "test"]
 SuccessRule = Literal["any", "final"]
@@ -124,7 +124,8 @@ class TaskFamily(ABC, Generic[P]):
     success_rule: ClassVar[SuccessRule] = "any"
     """When an episode succeeded (:func:`episode_success`), the one rule that training,
     evaluation, the scoreboard, the experts and deploy count with (through
-    :attr:`sim.envs.vector.VectorTaskEnv.episode_success`): ``any`` step (an object lifted and
+    :attr:`adapt_robot.sim.envs.vector.VectorTaskEnv.episode_success`): ``any`` step (an object
+    lifted and
     held, a door opened, as Meta-World counts) or the ``final`` live step (a reacher that must
     stay at its goal)."""
     observation_reward: ClassVar[bool] = True
@@ -177,7 +178,7 @@ class TaskFamily(ABC, Generic[P]):
 
         By default the pure functions :meth:`reward`, :meth:`success` and :meth:`terminated`
         (what a robot recomputes on-line). A family wrapping whole environments that report
-        their own reward (:class:`sim.families.gym_family.GymTaskFamily`) reads it from
+        their own reward (:class:`adapt_robot.sim.families.gym_family.GymTaskFamily`) reads it from
         ``state`` instead.
         """
         del state
@@ -273,7 +274,8 @@ def _plain(value: Any, depth: int = 0) -> Any:
 def task_record(task: Any) -> dict[str, Any]:
     """A JSON-ready dict of any task object, never assuming a method on it.
 
-    A dataclass (e.g. :class:`~sim.core.params.TaskParams`) gives its fields, a mapping its
+    A dataclass (e.g. :class:`~adapt_robot.sim.core.params.TaskParams`) gives its fields, a mapping
+    its
     items, an object with attributes its public ones, anything else ``{"repr": repr(task)}``.
     Numpy values become numbers and lists (an array of more than 64 entries its shape).
     """

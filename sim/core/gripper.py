@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.core.spec import Field, VectorSpec
+from adapt_robot.sim.core.spec import Field, VectorSpec
 
 TIMESTEP = 0.002
 """Physics step (s): 500 Hz, small enough for stable box/cylinder contacts under 100 N grips."""

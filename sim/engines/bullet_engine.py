@@ -4,7 +4,7 @@ One DIRECT client per env, the gripper from ``gripper.urdf``, and the control la
 hand at every sub-step.
 
 PyBullet has no batched stepping, so the B envs are stepped one after another; the interface is
-the same as :class:`sim.engines.mujoco_engine.MujocoPhysics`.
+the same as :class:`adapt_robot.sim.engines.mujoco_engine.MujocoPhysics`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import pybullet as pb
 
-from sim.core import gripper
-from sim.core.family import Physics
-from sim.core.params import TaskParams
-from sim.engines.mujoco_engine import ASSETS
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import Physics
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.mujoco_engine import ASSETS
 
 GRAVITY = 9.81
 _ALL = [0, 1, 2, 3, 4]

@@ -21,8 +21,9 @@ google-deepmind/mujoco#2704). So the threads here are Python threads, each runni
 calling-thread rollout over a contiguous share of a group; the bindings turn an error there into
 ``mujoco.FatalError`` and release the GIL while stepping, so the shares still run in parallel.
 The envs of a failed share are stepped again one by one: one that fails alone is stopped where
-the step began and reported (:attr:`sim.core.family.Physics.faulted`, a
-:class:`~sim.core.family.PhysicsFaultWarning` and :attr:`MujocoPhysics.fault_log`); the others
+the step began and reported (:attr:`adapt_robot.sim.core.family.Physics.faulted`, a
+:class:`~adapt_robot.sim.core.family.PhysicsFaultWarning` and :attr:`MujocoPhysics.fault_log`); the
+others
 continue.
 """
 
@@ -43,9 +44,9 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
-from sim.core import gripper
-from sim.core.family import Physics, PhysicsFaultWarning
-from sim.core.params import TaskParams
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import Physics, PhysicsFaultWarning
+from adapt_robot.sim.core.params import TaskParams
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS

@@ -18,9 +18,9 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from sim.core.family import Split, TaskFamily
-from sim.core.params import TaskParams
-from sim.engines.mujoco_engine import MujocoPhysics, compile_model
+from adapt_robot.sim.core.family import Split, TaskFamily
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.mujoco_engine import MujocoPhysics, compile_model
 
 SCENE = "scene.xml"
 TASK = "task.json"

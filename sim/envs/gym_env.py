@@ -7,10 +7,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim.core.family import SPLITS, Split
-from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
-from sim.registry import get_family
+from adapt_robot.sim.core.family import SPLITS, Split
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.registry import get_family
 
 
 class TaskEnv(gym.Env[np.ndarray, np.ndarray]):

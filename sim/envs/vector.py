@@ -4,7 +4,8 @@ Episodes have a fixed horizon (``family.max_steps``) and are reset together, whi
 meta-RL samplers want (K episodes per task, all tasks at once). An env that terminates early
 (e.g. a broken object) keeps its last observation and gets zero reward until the next reset;
 ``done`` says which. An env whose physics the engine failed to step (a MuJoCo error; see
-:attr:`sim.core.family.Physics.faulted`) terminates the same way, with zero reward, no success
+:attr:`adapt_robot.sim.core.family.Physics.faulted`) terminates the same way, with zero reward, no
+success
 and ``info["physics_fault"]`` set. The per-step Python is a handful of vectorised numpy calls;
 the physics of all envs advances in one engine call where the engine can batch (MuJoCo's
 threaded rollout).
@@ -17,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.core.family import EpisodeState, TaskFamily, episode_success
-from sim.core.params import TaskParams
-from sim.core.spec import check_action
+from adapt_robot.sim.core.family import EpisodeState, TaskFamily, episode_success
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.core.spec import check_action
 
 
 class VectorTaskEnv:
@@ -78,7 +79,8 @@ class VectorTaskEnv:
 
         The other envs go on with their episodes. Returns the observations ``[B, O]`` of every
         env (the reset ones: their first observation). This is the autoreset of
-        :class:`sim.envs.vector_gym.TaskVectorEnv`; the lockstep samplers reset all at once.
+        :class:`adapt_robot.sim.envs.vector_gym.TaskVectorEnv`; the lockstep samplers reset all at
+        once.
         """
         if not self._state:
             raise RuntimeError("reset_envs: call reset() first")

@@ -1,7 +1,8 @@
 """A Gymnasium vector env over the batched engine: ``gymnasium.make_vec("adapt_robot/Grasp-v0")``.
 
 ``gymnasium.make_vec(id, num_envs=64)`` builds :class:`TaskVectorEnv` (the ids' registered
-``vector_entry_point``): one :class:`~sim.envs.vector.VectorTaskEnv` of ``num_envs`` envs, so the
+``vector_entry_point``): one :class:`~adapt_robot.sim.envs.vector.VectorTaskEnv` of ``num_envs``
+envs, so the
 physics of all of them advances in one engine call (MuJoCo's threaded rollout), instead of the
 ``SyncVectorEnv`` of single envs that Gymnasium builds otherwise.
 
@@ -30,10 +31,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from sim.core.family import SPLITS, Split
-from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
-from sim.registry import get_family
+from adapt_robot.sim.core.family import SPLITS, Split
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.registry import get_family
 
 
 class TaskVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):

@@ -2,7 +2,7 @@
 
 Two experts run on the same tasks, seeds and initial conditions:
 
-- the **oracle** is told the true task (:func:`sim.experts.evaluate.run_experts`);
+- the **oracle** is told the true task (:func:`adapt_robot.sim.experts.evaluate.run_experts`);
 - the **best fixed-hidden expert** is told the true *visible* parameters of each task (shape,
   size, handle position: what a camera gives a robot) but one fixed setting of the *hidden*
   ones (the ``TaskParams`` fields declared ``hidden=True``), the same for every task. It is the
@@ -14,7 +14,7 @@ drawn from the train split, never from the split it is then scored on. Headroom 
 ``oracle - best fixed`` in points: a family whose train headroom is small cannot teach
 adaptation, whatever the test headroom.
 
-Run ``python -m sim.experts.headroom grasp --engine mujoco --tasks 48`` for a table.
+Run ``python -m adapt_robot.sim.experts.headroom grasp --engine mujoco --tasks 48`` for a table.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.core.family import SPLITS, Split, TaskFamily
-from sim.core.params import CHOICES, RANGE, TaskParams
-from sim.experts.evaluate import run_experts
+from adapt_robot.sim.core.family import SPLITS, Split, TaskFamily
+from adapt_robot.sim.core.params import CHOICES, RANGE, TaskParams
+from adapt_robot.sim.experts.evaluate import run_experts
 
 CANDIDATE_STREAM = 1
 """Seed stream (``default_rng([seed, CANDIDATE_STREAM])``) of the candidate-source tasks."""
@@ -40,7 +40,7 @@ VALIDATION_STREAM = 2
 
 def _family(family: TaskFamily[Any] | str) -> TaskFamily[Any]:
     if isinstance(family, str):
-        from sim.registry import get_family
+        from adapt_robot.sim.registry import get_family
 
         return get_family(family)
     return family
@@ -312,9 +312,11 @@ def format_table(reports: Sequence[HeadroomReport]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m sim.experts.headroom FAMILY [--engine E] [--tasks N] ...``: print the table."""
-    parser = argparse.ArgumentParser(prog="python -m sim.experts.headroom", description=__doc__)
-    parser.add_argument("family", help="task family name (see sim.registry)")
+    """``python -m adapt_robot.sim.experts.headroom FAMILY [--engine E] ...``: print the table."""
+    parser = argparse.ArgumentParser(
+        prog="python -m adapt_robot.sim.experts.headroom", description=__doc__
+    )
+    parser.add_argument("family", help="task family name (see adapt_robot.sim.registry)")
     parser.add_argument("--engine", default="mujoco", help="physics engine (default mujoco)")
     parser.add_argument("--tasks", type=int, default=48, help="scored tasks per split")
     parser.add_argument("--split", choices=SPLITS, nargs="+", default=list(SPLITS))

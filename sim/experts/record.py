@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
-from sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ The plug-in protocol (also in the README, "Extending"):
    takes effect at the next ``reset``. ``info["success"]`` (optional) says the task is achieved.
 2. A sampler ``sample_tasks(rng, n, split) -> list[task]`` draws tasks of ``split``
    (``"train"`` or ``"test"``); tasks are instances of one class (a frozen dataclass is best).
-3. :func:`gym_task_family` wraps both into a :class:`~sim.core.family.TaskFamily` on the engine
-   ``"gym"``; :func:`sim.registry.register_family` names it, and a training launch file lists
+3. :func:`gym_task_family` wraps both into a :class:`~adapt_robot.sim.core.family.TaskFamily` on
+the engine
+   ``"gym"``; :func:`adapt_robot.sim.registry.register_family` names it, and a training launch file
+   lists
    the module that registers it under ``imports:`` so that ``adapt-robot train`` can find it.
 
 The env's own reward is used (``observation_reward`` is False: no ``reward.onnx`` is exported,
@@ -23,8 +25,15 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 
-from sim.core.family import EpisodeState, Expert, Physics, Split, SuccessRule, TaskFamily
-from sim.core.spec import Field, VectorSpec
+from adapt_robot.sim.core.family import (
+    EpisodeState,
+    Expert,
+    Physics,
+    Split,
+    SuccessRule,
+    TaskFamily,
+)
+from adapt_robot.sim.core.spec import Field, VectorSpec
 
 GYM_ENGINE = "gym"
 TaskSampler = Callable[[np.random.Generator, int, Split], Sequence[Any]]
@@ -71,7 +80,7 @@ class GymPhysics(Physics):
         if setter is None:
             raise TypeError(
                 f"{type(env.unwrapped).__name__} has no set_task(task): the plug-in "
-                "protocol needs one (see sim.families.gym_family)"
+                "protocol needs one (see adapt_robot.sim.families.gym_family)"
             )
         setter(task)
 
@@ -300,7 +309,7 @@ def _rebuild(name: str, module: str) -> TaskFamily[Any]:
     """Unpickle a plug-in family: import its module (which registers it), then look it up."""
     import importlib
 
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     importlib.import_module(module)
     return get_family(name)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
-from sim.core.params import TaskParams, param
-from sim.core.spec import Field, VectorSpec
+from adapt_robot.sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from adapt_robot.sim.core.params import TaskParams, param
+from adapt_robot.sim.core.spec import Field, VectorSpec
 
 STEP = 0.1
 """Metres moved per control step at full action."""

@@ -27,8 +27,8 @@ def test_project_errors_keep_the_builtin_type_they_had() -> None:
 
 def test_training_export_and_checkpoint_errors_are_project_errors() -> None:
     from adapt_robot.errors import CheckpointError
+    from adapt_robot.export.bundle import ExportError
     from adapt_robot.meta.algorithms.base import TrainingDiverged
-    from export.bundle import ExportError
 
     assert issubclass(TrainingDiverged, AdaptRobotError)
     assert issubclass(TrainingDiverged, FloatingPointError)
@@ -79,7 +79,7 @@ def test_a_bug_prints_its_traceback_from_the_command_line() -> None:
     # A plain ValueError from inside a job (here: the family registry made to fail) reaches the
     # user with the traceback naming where it came from.
     code = (
-        "import sys, sim.registry as r\n"
+        "import sys, adapt_robot.sim.registry as r\n"
         "def boom(name): raise ValueError('a bug deep inside')\n"
         "r.get_family = boom\n"
         "from adapt_robot.cli import main\n"

@@ -315,7 +315,7 @@ def test_bundle_and_engine_are_checked_before_any_work(point_bundle: Path, tmp_p
 def test_objects_are_the_tasks_eval_scores() -> None:
     from adapt_robot.jobs import deploy
     from adapt_robot.meta import evaluation
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     assert deploy.TASK_STREAM == evaluation._TASK_STREAM
     family = get_family("grasp")

@@ -128,7 +128,7 @@ def test_the_control_loop_runs_episodes_on_a_sim_robot() -> None:
 def test_pybullet_episodes_after_the_first_start_clean() -> None:
     """Regression: PyBullet kept the last step's contacts across reset(), so every second
     episode began with a phantom grip (the expert then lifted nothing)."""
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family("grasp")
     task = family.sample_tasks(np.random.default_rng(0), 1, "test")[0]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from adapt_robot.export import export_bundle
 from adapt_robot.jobs.train import run_train
 from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.bundle_files import write_lock
-from export import export_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "launch" / "smoke.yaml")

@@ -11,13 +11,13 @@ import onnx
 import pytest
 import torch
 
+from adapt_robot.export import ExportError, ParityError, export_bundle, parity
+from adapt_robot.export.cli_entry import export_main
 from adapt_robot.meta import trainer
 from adapt_robot.meta.inner import inner_step
 from adapt_robot.meta.policy import GaussianMLPPolicy
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import bundle_format as bf
-from export import ExportError, ParityError, export_bundle, parity
-from export.cli_entry import export_main
 from tests.export.conftest import train_smoke
 
 
@@ -195,7 +195,7 @@ def test_inner_batch_of_bundle_capacity(smoke_bundle: Path) -> None:
 def test_a_capacity_too_small_for_k_episodes_is_warned_at_export(
     smoke_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from export.bundle import capacity_warning
+    from adapt_robot.export.bundle import capacity_warning
 
     export_main(str(smoke_run), str(tmp_path / "ok"), capacity=None, fp16=False)
     assert "exploration episodes" not in caplog.text  # the default holds K x horizon
@@ -209,8 +209,8 @@ def test_a_capacity_too_small_for_k_episodes_is_warned_at_export(
 
 
 def test_identifying_learners_adapt_on_their_exploration_episodes() -> None:
+    from adapt_robot.export.bundle import adaptation_episodes, default_capacity
     from adapt_robot.meta.train_config import load_train_config
-    from export.bundle import adaptation_episodes, default_capacity
     from tests.conftest import ROOT
 
     law = load_train_config(

@@ -9,10 +9,10 @@ import onnx
 import pytest
 import torch
 
+from adapt_robot.export import graphs, parity
 from adapt_robot.meta.inner import InnerBatch, adapt, init_raw_rates, positive_rates
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
-from export import graphs, parity
 
 OBS, ACT, N = 7, 3, 96
 LOW, HIGH = -np.ones(ACT, dtype=np.float32), np.ones(ACT, dtype=np.float32)

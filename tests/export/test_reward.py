@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 
-from export import graphs, parity
-from sim.envs.vector import VectorTaskEnv
-from sim.registry import family_names, get_family
+from adapt_robot.export import graphs, parity
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.registry import family_names, get_family
 
 OBS_REWARD_FAMILIES = [n for n in family_names() if get_family(n).observation_reward]
 

@@ -12,9 +12,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from sim.core.family import Split
-from sim.families.gym_family import gym_task_family
-from sim.registry import family_names, register_family
+from adapt_robot.sim.core.family import Split
+from adapt_robot.sim.families.gym_family import gym_task_family
+from adapt_robot.sim.registry import family_names, register_family
 
 
 @dataclass(frozen=True)

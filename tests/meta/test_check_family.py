@@ -9,9 +9,9 @@ import pytest
 
 from adapt_robot.cli import main
 from adapt_robot.jobs.check_family import check_family, report
-from sim.core.family import Split
-from sim.families.gym_family import gym_task_family
-from sim.registry import family_names, register_family
+from adapt_robot.sim.core.family import Split
+from adapt_robot.sim.families.gym_family import gym_task_family
+from adapt_robot.sim.registry import family_names, register_family
 from tests.meta import plugin_env
 
 

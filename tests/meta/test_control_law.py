@@ -14,11 +14,11 @@ from adapt_robot.meta.episodes import play_episodes
 from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.meta.trainer import load_run
 from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
-from sim.core.family import Split, TaskFamily
-from sim.envs.vector import VectorTaskEnv
-from sim.families.grasp.expert import GraspExpert
-from sim.families.grasp.task import grip_window
-from sim.registry import get_family
+from adapt_robot.sim.core.family import Split, TaskFamily
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.families.grasp.expert import GraspExpert
+from adapt_robot.sim.families.grasp.task import grip_window
+from adapt_robot.sim.registry import get_family
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_law_bundle_acts_like_the_torch_policy_and_adapts_only_z(
     assert bundle.manifest.policy.type == "control_law"
     assert bundle.manifest.inner_loop.loss == "identification"
     family = get_family("grasp")
-    from sim.envs.vector import VectorTaskEnv
+    from adapt_robot.sim.envs.vector import VectorTaskEnv
 
     env = VectorTaskEnv(family, "mujoco", 1)
     env.set_tasks(family.sample_tasks(np.random.default_rng(2), 1, "test"))
@@ -181,7 +181,7 @@ def test_sliding_window_prefixes_end_at_any_tick_from_the_first() -> None:
 def test_door_normaliser_is_fitted_on_the_experts_episodes_too() -> None:
     # The first attempts barely move the door; the expert's episodes open it, so the angle's
     # spread (which the runtime's teleport check is scaled by) covers an opening door.
-    from sim.families.door import task as door_task
+    from adapt_robot.sim.families.door import task as door_task
 
     spreads = []
     for with_expert in (False, True):

@@ -16,7 +16,7 @@ from adapt_robot.meta.identification import (
 from adapt_robot.meta.inner import InnerBatch, inner_step, positive_rates
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.runtime.buffer import Batch, pack_transitions
-from sim.families.grasp.task import GraspParams
+from adapt_robot.sim.families.grasp.task import GraspParams
 
 
 def _model(obs_dim: int = 3, act_dim: int = 2, z_dim: int = 2) -> IdentificationModel:

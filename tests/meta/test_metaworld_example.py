@@ -47,7 +47,7 @@ def test_ml1_families_pass_check_family(ml1: object) -> None:
 
 
 def test_train_and_test_tasks_are_ml1s_own_lists(ml1: object) -> None:
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family("mw_pick_place")
     train = family.sample_tasks(np.random.default_rng(0), 50, "train")
@@ -61,10 +61,10 @@ def test_train_and_test_tasks_are_ml1s_own_lists(ml1: object) -> None:
 def test_train_export_and_torch_free_adapter_in_metaworlds_loop(
     ml1: object, tmp_path: Path
 ) -> None:
+    from adapt_robot.export.bundle import export_bundle
     from adapt_robot.jobs.train import run_train
     from adapt_robot.runtime import Bundle, EpisodicMode, OnlineAdapter
-    from export.bundle import export_bundle
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     run = run_train(LAUNCH, [*TINY, f"out_dir={tmp_path / 'run'}"], resume=False)
     bundle = Bundle.load(export_bundle(run, tmp_path / "bundle"))

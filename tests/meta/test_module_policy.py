@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from adapt_robot.config import ConfigError
+from adapt_robot.export import export_bundle, graphs, parity
 from adapt_robot.meta.inner import adapt, init_raw_rates, inner_loss, inner_step, positive_rates
 from adapt_robot.meta.module_policy import ModulePolicy
 from adapt_robot.meta.policy import PolicyConfig
@@ -17,7 +18,6 @@ from adapt_robot.meta.train_config import load_train_config
 from adapt_robot.meta.trainer import build_learner, load_run
 from adapt_robot.runtime import bundle_format as bf
 from adapt_robot.runtime.adapter import OnlineAdapter
-from export import export_bundle, graphs, parity
 from tests.export.conftest import ROOT, train_smoke
 from tests.meta.policies import Residual
 from tests.meta.test_policy_inner import _fd_grad, make_batch

@@ -13,9 +13,9 @@ import pytest
 from adapt_robot.config import ConfigError, to_dict
 from adapt_robot.jobs.train import run_train
 from adapt_robot.meta.train_config import load_train_config
-from sim.envs.vector import VectorTaskEnv
-from sim.families.gym_family import GymTaskFamily, gym_task_family
-from sim.registry import get_family
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.families.gym_family import GymTaskFamily, gym_task_family
+from adapt_robot.sim.registry import get_family
 from tests.meta import plugin_env
 from tests.meta.test_trainer import SMOKE
 
@@ -86,7 +86,7 @@ def test_worker_processes_find_the_plugin_family(tmp_path: Path) -> None:
 def test_plugin_envs_are_capped_per_batch_and_reused_across_iterations(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sim.engines import GYM_MAX_ENVS
+    from adapt_robot.sim.engines import GYM_MAX_ENVS
 
     built = [0]
     init = plugin_env.SliderEnv.__init__
@@ -110,7 +110,7 @@ def test_plugin_envs_are_capped_per_batch_and_reused_across_iterations(
 
 
 def test_plugin_tasks_are_recorded_without_assuming_a_method_on_them() -> None:
-    from sim.core.family import task_record
+    from adapt_robot.sim.core.family import task_record
 
     family = get_family("slider")
     assert family.describe_task(plugin_env.SliderTask(goal=0.5)) == {"goal": 0.5}
@@ -137,9 +137,9 @@ def slider_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_eval_export_and_deploy_run_on_a_plugin_family(slider_run: Path, tmp_path: Path) -> None:
+    from adapt_robot.export.bundle import export_bundle
     from adapt_robot.jobs.deploy import DeployConfig, run_deploy
     from adapt_robot.jobs.evaluate import make_protocol, run_eval
-    from export.bundle import export_bundle
 
     reports, _ = run_eval([slider_run], make_protocol(tasks=3, seed=1), tmp_path / "eval")
     assert reports[0].tasks[0].keys() == {"goal"}
@@ -160,9 +160,9 @@ def test_eval_export_and_deploy_run_on_a_plugin_family(slider_run: Path, tmp_pat
 def test_deploy_names_the_plugin_module_the_bundle_was_trained_with(
     slider_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from adapt_robot.export.bundle import export_bundle
     from adapt_robot.jobs.deploy import DeployConfig, run_deploy
-    from export.bundle import export_bundle
-    from sim import registry
+    from adapt_robot.sim import registry
 
     bundle = export_bundle(slider_run, tmp_path / "bundle")
     monkeypatch.delitem(registry._FACTORIES, "slider")
@@ -181,7 +181,7 @@ def test_export_says_the_plugin_module_is_missing_not_that_the_checkpoint_is_cor
 
     import torch
 
-    from export.bundle import ExportError, export_bundle
+    from adapt_robot.export.bundle import ExportError, export_bundle
 
     run = tmp_path / "run"
     shutil.copytree(slider_run, run)
@@ -202,7 +202,7 @@ def test_launch_file_imports_are_found_beside_it_and_recorded(
     folder = tmp_path / "my_project"
     folder.mkdir()
     (folder / "my_slider_family.py").write_text(
-        "from sim.registry import family_names, register_family\n"
+        "from adapt_robot.sim.registry import family_names, register_family\n"
         "from tests.meta.plugin_env import SliderFamily\n"
         "if 'my_slider' not in family_names():\n"
         "    register_family('my_slider', SliderFamily)\n"
@@ -316,8 +316,8 @@ def test_a_plugin_without_an_expert_says_how_to_add_one() -> None:
 
 
 BESIDE = """
-from sim.families.gym_family import gym_task_family
-from sim.registry import family_names, register_family
+from adapt_robot.sim.families.gym_family import gym_task_family
+from adapt_robot.sim.registry import family_names, register_family
 from tests.meta import plugin_env
 
 if "slider_beside" not in family_names():

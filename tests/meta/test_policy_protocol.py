@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from adapt_robot.export import ExportError, graphs, parity
+from adapt_robot.export.bundle import check_exportable
 from adapt_robot.meta.control_law import ControlLawPolicy
 from adapt_robot.meta.inner import InnerBatch, inner_loss, inner_step
 from adapt_robot.meta.module_policy import ModulePolicy
@@ -26,9 +28,7 @@ from adapt_robot.meta.policy_protocol import (
 )
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.local import Sampler
-from export import ExportError, graphs, parity
-from export.bundle import check_exportable
-from sim.registry import get_family
+from adapt_robot.sim.registry import get_family
 from tests.meta.policies import TinyGRUPolicy, mean_net
 from tests.meta.test_policy_inner import _fd_grad
 

@@ -18,7 +18,7 @@ from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.local import Rollouts, Sampler
 from adapt_robot.runtime.advantages import AdvantageSettings
-from sim.families.point import PointFamily
+from adapt_robot.sim.families.point import PointFamily
 
 CONFIGS = [
     SamplerConfig(),  # the launch-file defaults: gamma 0.99, lambda 1, linear, normalised

@@ -8,7 +8,7 @@ from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.runtime import discounted_returns, gae, linear_baseline, normalize_advantages
-from sim.families.point import PointFamily
+from adapt_robot.sim.families.point import PointFamily
 
 
 def make(**kw):

@@ -12,7 +12,7 @@ from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.meta.samplers import make_sampler
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.train_config import build_train_config
-from sim.registry import get_family
+from adapt_robot.sim.registry import get_family
 
 FIELDS = ("obs", "act", "rew", "mask", "adv", "success")
 
@@ -159,7 +159,7 @@ def test_killed_ray_worker_is_survived() -> None:
 
 def test_pybullet_and_plugin_batches_are_capped_whatever_max_envs_says() -> None:
     from adapt_robot.meta.samplers.config import SamplerConfig
-    from sim.engines import GYM_MAX_ENVS, PYBULLET_MAX_ENVS
+    from adapt_robot.sim.engines import GYM_MAX_ENVS, PYBULLET_MAX_ENVS
 
     # Each PyBullet env is a physics client of ~36 MB: a 500-env batch would take ~18 GB.
     assert SamplerConfig(engine="pybullet").chunk_size(10) == PYBULLET_MAX_ENVS // 10

@@ -12,7 +12,7 @@ from adapt_robot.jobs.train import run_train
 from adapt_robot.meta.policy import GaussianMLPPolicy, PolicyConfig
 from adapt_robot.meta.trainer import load_checkpoint
 from adapt_robot.meta.warm_start import WarmStartConfig, clone, demonstrate
-from sim.registry import get_family
+from adapt_robot.sim.registry import get_family
 from tests.meta.test_trainer import SMOKE, TINY
 
 DOOR = get_family("door")

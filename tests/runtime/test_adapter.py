@@ -277,7 +277,7 @@ def test_reset_during_adaptation_discards_its_result(
 
 
 def test_reward_computed_on_device_matches_the_family(grasp_bundle: Path) -> None:
-    from sim.families.grasp.reward import reward as grasp_reward
+    from adapt_robot.sim.families.grasp.reward import reward as grasp_reward
 
     bundle = Bundle.load(grasp_bundle)
     adapter = OnlineAdapter(bundle, seed=0, auto_adapt=False)

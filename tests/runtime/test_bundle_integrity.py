@@ -392,7 +392,7 @@ def test_a_same_shaped_graph_from_another_export_is_refused_even_rehashed(
 ) -> None:
     """Same run, family and spaces, another capacity: policy.onnx has the very same inputs and
     outputs, but its export id (and so the parameters it was built with) is another's."""
-    from export import export_bundle
+    from adapt_robot.export import export_bundle
 
     other = export_bundle(point_run, tmp_path / "other", capacity=7)
     ours = read_manifest(point_bundle_copy)["producer"]["export_id"]

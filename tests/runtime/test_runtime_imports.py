@@ -15,7 +15,18 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCKED = ("torch", "mujoco", "pybullet", "pybullet_data", "gymnasium", "onnx", "sim", "export")
+BLOCKED = (
+    "torch",
+    "mujoco",
+    "pybullet",
+    "pybullet_data",
+    "gymnasium",
+    "onnx",
+    "sim",
+    "export",
+    "adapt_robot.sim",
+    "adapt_robot.export",
+)
 
 SCRIPT = textwrap.dedent(
     """
@@ -25,7 +36,7 @@ SCRIPT = textwrap.dedent(
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] in BLOCKED:
+            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
                 raise ImportError(f"{name} is blocked: the runtime must not import it")
             return None
 

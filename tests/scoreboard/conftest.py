@@ -18,7 +18,7 @@ POINT_HORIZON = 20
 @pytest.fixture(scope="session")
 def point_bundle_3ep(point_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke point run exported with capacity for 3 episodes (after_3)."""
-    from export import export_bundle
+    from adapt_robot.export import export_bundle
 
     out = tmp_path_factory.mktemp("sb_point_bundle") / "b"
     return export_bundle(point_run, out, capacity=3 * POINT_HORIZON)

@@ -69,7 +69,7 @@ def test_smoke_scoreboard_writes_md_json_png(
 
 
 def test_bundle_arm_is_reproducible_and_adapt_false_scores_fixed(point_bundle_3ep: Path) -> None:
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family("point")
     tasks = family.sample_tasks(np.random.default_rng(5), 2, "test")
@@ -144,7 +144,7 @@ def test_latent_oracle_tells_each_task_its_true_latent(
     from adapt_robot.meta.trainer import load_run
     from adapt_robot.runtime import Bundle, OnlineAdapter
     from adapt_robot.scoreboard.arms.latent_oracle import LatentOracleArm, LatentOracleSpec
-    from sim.registry import get_family
+    from adapt_robot.sim.registry import get_family
 
     family = get_family("point")
     tasks = family.sample_tasks(np.random.default_rng(6), 2, "test")

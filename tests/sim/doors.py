@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.families.door import DoorParams
+from adapt_robot.sim.families.door import DoorParams
 
 BASE: dict[str, object] = {
     "hinge_side": "left",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from sim.core import gripper
-from sim.core.params import TaskParams
-from sim.engines.bullet_engine import BulletPhysics, BulletScene
-from sim.engines.mujoco_engine import MujocoPhysics, MujocoScene
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.bullet_engine import BulletPhysics, BulletScene
+from adapt_robot.sim.engines.mujoco_engine import MujocoPhysics, MujocoScene
 
 START = np.array([0.0, 0.0, 0.2, 0.0, 0.0])
 

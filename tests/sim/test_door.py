@@ -8,11 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.envs.vector import VectorTaskEnv
-from sim.experts.evaluate import cross_task, run_experts, solvability
-from sim.families.door import DoorFamily, DoorParams
-from sim.families.door import task as T
-from sim.families.door.mujoco_scene import door_mjcf
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.experts.evaluate import cross_task, run_experts, solvability
+from adapt_robot.sim.families.door import DoorFamily, DoorParams
+from adapt_robot.sim.families.door import task as T
+from adapt_robot.sim.families.door.mujoco_scene import door_mjcf
 from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")
@@ -81,7 +81,7 @@ def test_splits_are_disjoint_and_classified(family: DoorFamily) -> None:
 def test_every_door_compiles_to_the_same_sizes(family: DoorFamily) -> None:
     import mujoco
 
-    from sim.engines.mujoco_engine import asset_bytes
+    from adapt_robot.sim.engines.mujoco_engine import asset_bytes
 
     assets = {"gripper.xml": asset_bytes("gripper/gripper.xml")}
     tasks = [door(handle="knob", latched=False, hinge_side="right", opens="pull"), door()]

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.envs.vector import VectorTaskEnv
-from sim.experts.evaluate import run_experts
-from sim.families.door import DoorFamily, DoorParams
-from sim.families.door import expert as de
-from sim.families.door import task as T
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.experts.evaluate import run_experts
+from adapt_robot.sim.families.door import DoorFamily, DoorParams
+from adapt_robot.sim.families.door import expert as de
+from adapt_robot.sim.families.door import task as T
 from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")
@@ -136,7 +136,7 @@ def test_law_traces_to_the_same_actions(
     family: DoorFamily, recorded: tuple[np.ndarray, np.ndarray]
 ) -> None:
     torch = pytest.importorskip("torch")
-    from export.graphs import _Fn, _numpy_traced
+    from adapt_robot.export.graphs import _Fn, _numpy_traced
 
     def law(obs: Any, theta: Any) -> Any:
         return torch.from_numpy(de.door_law(obs.numpy(), theta.numpy()))

@@ -9,11 +9,11 @@ import functools
 import numpy as np
 import pytest
 
-from sim.core import gripper
-from sim.envs.vector import VectorTaskEnv
-from sim.families.door import DoorFamily, DoorParams
-from sim.families.door import protective_stop as PS
-from sim.families.door import task as T
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.families.door import DoorFamily, DoorParams
+from adapt_robot.sim.families.door import protective_stop as PS
+from adapt_robot.sim.families.door import task as T
 from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")

@@ -6,9 +6,9 @@ import gymnasium
 import numpy as np
 import pytest
 
-import sim  # noqa: F401  (registers the Gymnasium ids)
-from sim.envs.vector import VectorTaskEnv
-from sim.registry import GYM_IDS, family_engine_pairs, get_family, register_gym_envs
+import adapt_robot.sim  # noqa: F401  (registers the Gymnasium ids)
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.registry import GYM_IDS, family_engine_pairs, get_family, register_gym_envs
 
 PAIRS = family_engine_pairs()
 IDS = [f"{f}-{e}" for f, e in PAIRS]
@@ -150,14 +150,15 @@ def test_gym_env_draws_a_task_per_reset_until_one_is_set() -> None:
 
 
 def test_gymnasium_module_form_registers_the_ids_in_a_fresh_process() -> None:
-    # "sim:adapt_robot/Grasp-v0": Gymnasium imports sim (which registers) before making it.
+    # "adapt_robot.sim:adapt_robot/Grasp-v0": Gymnasium imports sim (which registers) before making
+    # it.
     import subprocess
     import sys
 
     code = (
         "import gymnasium\n"
         "assert 'adapt_robot/Grasp-v0' not in gymnasium.registry\n"
-        "env = gymnasium.make('sim:adapt_robot/Grasp-v0')\n"
+        "env = gymnasium.make('adapt_robot.sim:adapt_robot/Grasp-v0')\n"
         "obs, _ = env.reset(seed=0)\n"
         "print(obs.shape)\n"
     )

@@ -7,14 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.core import gripper
-from sim.envs.vector import VectorTaskEnv
-from sim.experts.evaluate import cross_task, run_experts, solvability
-from sim.families.grasp import GraspFamily, GraspParams
-from sim.families.grasp import reward as gr
-from sim.families.grasp import task as gt
-from sim.families.grasp.expert import GraspExpert
-from sim.families.grasp.family import SENSOR_DIM
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.experts.evaluate import cross_task, run_experts, solvability
+from adapt_robot.sim.families.grasp import GraspFamily, GraspParams
+from adapt_robot.sim.families.grasp import reward as gr
+from adapt_robot.sim.families.grasp import task as gt
+from adapt_robot.sim.families.grasp.expert import GraspExpert
+from adapt_robot.sim.families.grasp.family import SENSOR_DIM
 
 ENGINES = ("mujoco", "pybullet")
 S = gr.OBS_SPEC

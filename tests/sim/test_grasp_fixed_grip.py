@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.core import gripper
-from sim.experts import headroom as hr
-from sim.families.grasp import GraspFamily, GraspParams
-from sim.families.grasp import task as gt
-from sim.families.grasp.expert import expert_grip
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.experts import headroom as hr
+from adapt_robot.sim.families.grasp import GraspFamily, GraspParams
+from adapt_robot.sim.families.grasp import task as gt
+from adapt_robot.sim.families.grasp.expert import expert_grip
 from tests.sim.test_grasp import _episode, _task
 
 ENGINES = ("mujoco", "pybullet")

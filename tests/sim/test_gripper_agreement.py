@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.core import gripper
-from sim.core.params import TaskParams
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.params import TaskParams
 from tests.sim.gripper_only import make
 
 POS_TOL, FINGER_TOL, VEL_TOL = 2e-3, 5e-3, 0.1

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sim.core.params import TaskParams, param
-from sim.experts import headroom as hr
-from sim.families.point import PointFamily, PointParams
+from adapt_robot.sim.core.params import TaskParams, param
+from adapt_robot.sim.experts import headroom as hr
+from adapt_robot.sim.families.point import PointFamily, PointParams
 
 
 @dataclass(frozen=True, kw_only=True)

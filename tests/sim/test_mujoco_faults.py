@@ -25,13 +25,13 @@ import mujoco
 import numpy as np
 import pytest
 
-from sim.core import gripper
-from sim.core.family import PhysicsFaultWarning
-from sim.core.params import TaskParams
-from sim.engines.mujoco_engine import MujocoPhysics, MujocoScene, data_layout
-from sim.envs.vector import VectorTaskEnv
-from sim.families.grasp import GraspFamily, GraspParams
-from sim.families.grasp.mujoco_scene import GraspMujocoScene
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import PhysicsFaultWarning
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.mujoco_engine import MujocoPhysics, MujocoScene, data_layout
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.families.grasp import GraspFamily, GraspParams
+from adapt_robot.sim.families.grasp.mujoco_scene import GraspMujocoScene
 
 ROOT = Path(__file__).resolve().parents[2]
 

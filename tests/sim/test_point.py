@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.envs.vector import VectorTaskEnv
-from sim.experts.evaluate import cross_task, solvability
-from sim.families.point import PointFamily, PointParams
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.experts.evaluate import cross_task, solvability
+from adapt_robot.sim.families.point import PointFamily, PointParams
 
 
 def test_reward_hand_computed() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 
-import sim  # noqa: F401  (registers the adapt_robot/* ids)
-from sim.registry import get_family
+import adapt_robot.sim  # noqa: F401  (registers the adapt_robot/* ids)
+from adapt_robot.sim.registry import get_family
 
 
 def test_stable_baselines3_checks_and_trains_ppo_on_the_grasp_env() -> None:

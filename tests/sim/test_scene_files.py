@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from adapt_robot.cli import main
-from sim.engines.scene_files import KEYFRAME, sample_task, write_scene
-from sim.registry import get_family
+from adapt_robot.sim.engines.scene_files import KEYFRAME, sample_task, write_scene
+from adapt_robot.sim.registry import get_family
 
 
 @pytest.mark.parametrize("family_name", ["grasp", "door"])

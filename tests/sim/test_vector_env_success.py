@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.core.family import episode_success
-from sim.envs.vector import VectorTaskEnv
-from sim.families.gym_family import gym_task_family
+from adapt_robot.sim.core.family import episode_success
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.families.gym_family import gym_task_family
 from tests.meta import plugin_env
 
 

@@ -6,10 +6,10 @@ import gymnasium
 import numpy as np
 import pytest
 
-import sim  # noqa: F401  (registers the adapt_robot/* ids)
-from sim.envs.vector import VectorTaskEnv
-from sim.envs.vector_gym import TaskVectorEnv
-from sim.registry import get_family
+import adapt_robot.sim  # noqa: F401  (registers the adapt_robot/* ids)
+from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.envs.vector_gym import TaskVectorEnv
+from adapt_robot.sim.registry import get_family
 
 
 def test_make_vec_builds_one_batched_env_not_a_sync_vector_env() -> None:

@@ -28,8 +28,8 @@ from adapt_robot.meta.inner import (
 from adapt_robot.meta.policy import GaussianMLPPolicy, Params, PolicyConfig, detach
 from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Rollouts, Sampler
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
 
 
 class TrainingDiverged(AdaptRobotError, FloatingPointError):

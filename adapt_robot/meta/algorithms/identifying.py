@@ -38,7 +38,7 @@ from adapt_robot.meta.inner import (
 )
 from adapt_robot.meta.policy import Params, detach
 from adapt_robot.meta.samplers.local import Sampler
-from sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.envs.vector import VectorTaskEnv
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,7 +60,7 @@ from adapt_robot.meta.inner import (
 )
 from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.samplers.local import Sampler
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.params import TaskParams
 
 
 @dataclass(frozen=True, kw_only=True)

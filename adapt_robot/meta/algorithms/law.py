@@ -7,7 +7,8 @@ takes ``K`` steps of the identification loss of a learned model ``f(obs, act, z)
 robot's own transitions (no reward, no privileged state), exported as ``adapt_step.onnx``.
 
 Training is supervised: the privileged target is the ``theta`` the expert would use
-(:meth:`sim.core.family.TaskFamily.expert_law_params`), never shown to the robot. One iteration
+(:meth:`adapt_robot.sim.core.family.TaskFamily.expert_law_params`), never shown to the robot. One
+iteration
 on ``M`` train tasks:
 
 1. **Explore:** ``E`` episodes per task acting with ``theta(z0)`` (the robot's first attempts),
@@ -22,7 +23,8 @@ on ``M`` train tasks:
 
    ``u*`` is the expert's own ``theta``. The goal ``g`` of the adapted latent (``goal:
    window``, the default) is the point of the task's working window
-   (:meth:`sim.core.family.TaskFamily.law_window`) nearest the first setting ``sg(u(z0))``:
+   (:meth:`adapt_robot.sim.core.family.TaskFamily.law_window`) nearest the first setting
+   ``sg(u(z0))``:
    a setting that already works is left alone, and a failing one moves just into the window
    (``goal: expert``: ``g = u*``, as before). ``rho`` is a Huber loss (``student_loss:
    huber``): where a batch cannot tell tasks apart (a successful lift, the approach before any
@@ -78,8 +80,8 @@ from adapt_robot.meta.inner import (
 )
 from adapt_robot.meta.policy import PolicyConfig
 from adapt_robot.meta.samplers.local import Sampler
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from adapt_robot.meta.policy_protocol import Policy
     from adapt_robot.meta.samplers.config import SamplerConfig
     from adapt_robot.meta.samplers.local import Sampler
-    from sim.core.family import TaskFamily
+    from adapt_robot.sim.core.family import TaskFamily
 
 
 def make_sampler(family: TaskFamily[Any], policy: Policy, cfg: SamplerConfig) -> Sampler:

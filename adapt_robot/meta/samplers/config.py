@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adapt_robot.config import setting
-from sim.engines import batch_cap
+from adapt_robot.sim.engines import batch_cap
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,7 +21,7 @@ class SamplerConfig:
     max_envs: int = setting(
         4096,
         doc="Largest env batch stepped at once (chunks above); PyBullet and plug-in (gym) "
-        "envs are capped lower, at sim.engines.MAX_BATCH (64 and 16).",
+        "envs are capped lower, at adapt_robot.sim.engines.MAX_BATCH (64 and 16).",
         ge=1,
     )
     chunk_tasks: int | None = setting(
@@ -63,7 +63,8 @@ class SamplerConfig:
         """Tasks per chunk for ``episodes_per_task`` episodes each in ``engine``.
 
         ``engine``: the engine the sampler resolved (default: ``self.engine``); its env batch
-        cap (:func:`sim.engines.batch_cap`) bounds ``max_envs``. A chunk holds at least one
+        cap (:func:`adapt_robot.sim.engines.batch_cap`) bounds ``max_envs``. A chunk holds at least
+        one
         task, so one task's episodes may exceed the cap.
         """
         cap = batch_cap(engine or self.engine or "", self.max_envs)

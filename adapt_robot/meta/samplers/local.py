@@ -31,8 +31,8 @@ from adapt_robot.meta.samplers.rollout import (
     plan_chunks,
 )
 from adapt_robot.runtime.advantages import task_advantages
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from adapt_robot.meta.samplers.rollout import (
     split_contiguous,
 )
 from adapt_robot.meta.samplers.worker import worker_main
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 
 class WorkerFailed(RuntimeError):

@@ -29,7 +29,7 @@ from adapt_robot.meta.samplers.rollout import (
     split_contiguous,
 )
 from adapt_robot.meta.samplers.worker import RayChunkWorker
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 try:
     import ray

@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from adapt_robot.meta.samplers.rollout import Chunk, ChunkResult, ChunkRunner, RolloutPolicy
-from sim.core.family import TaskFamily
+from adapt_robot.sim.core.family import TaskFamily
 
 
 def worker_main(

@@ -17,8 +17,8 @@ from adapt_robot.config import setting
 
 if TYPE_CHECKING:
     from adapt_robot.scoreboard.results import ArmResult
-    from sim.core.family import TaskFamily
-    from sim.core.params import TaskParams
+    from adapt_robot.sim.core.family import TaskFamily
+    from adapt_robot.sim.core.params import TaskParams
 
 Kind = Literal["oracle", "robust", "adaptive"]
 """What an arm is to the scoreboard: a reference (oracle, robust) or what is measured."""

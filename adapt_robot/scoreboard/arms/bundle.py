@@ -50,8 +50,8 @@ from adapt_robot.scoreboard.results import (
     after,
     stage_from_episodes,
 )
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
 
 if TYPE_CHECKING:
     from adapt_robot.deploy.sim_robot import SimRobot

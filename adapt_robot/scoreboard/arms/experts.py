@@ -1,11 +1,13 @@
 """The scripted-expert arms: ``expert`` (the oracle) and ``fixed_expert`` (the best robust one).
 
-Both run :func:`sim.experts.evaluate.run_experts` (batched envs), ``post_episodes`` episodes per
+Both run :func:`adapt_robot.sim.experts.evaluate.run_experts` (batched envs), ``post_episodes``
+episodes per
 task: each task is repeated ``post_episodes`` times in the env list, so episode ``e`` of task
 ``i`` is env entry ``i * post_episodes + e``. ``run_experts`` reports success and return per
 episode, not the step of the first success, so these arms leave ``steps_to_success`` unset.
 
-``fixed_expert`` uses :mod:`sim.experts.headroom`: candidate hidden settings from train tasks,
+``fixed_expert`` uses :mod:`adapt_robot.sim.experts.headroom`: candidate hidden settings from train
+tasks,
 the best one chosen on train-split validation tasks (never on the scored split), then that
 setting substituted into every scored task's hidden fields (visible fields stay true). A task
 for which the substitution is invalid counts as failed episodes with no return (NaN).
@@ -23,8 +25,8 @@ import numpy as np
 from adapt_robot.config import setting
 from adapt_robot.scoreboard.arms.base import ArmSpec, ScoreSettings
 from adapt_robot.scoreboard.results import FIXED, ArmResult, stage_from_episodes
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +63,7 @@ def _run(
     batch: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Success and return ``[tasks, episodes]`` of experts told ``told`` on ``tasks``."""
-    from sim.experts.evaluate import run_experts
+    from adapt_robot.sim.experts.evaluate import run_experts
 
     result = run_experts(
         family,
@@ -111,7 +113,7 @@ class FixedExpertArm:
         self, family: TaskFamily[Any], engine: str, tasks: Sequence[TaskParams], seed: int
     ) -> ArmResult:
         """Choose the hidden setting on train tasks in this engine, then score it on ``tasks``."""
-        from sim.experts.headroom import (
+        from adapt_robot.sim.experts.headroom import (
             CANDIDATE_STREAM,
             VALIDATION_STREAM,
             best_fixed_hidden,

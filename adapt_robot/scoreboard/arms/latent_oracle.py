@@ -24,8 +24,8 @@ from adapt_robot.config import ConfigError, setting
 from adapt_robot.scoreboard.arms.base import ArmSpec, ScoreSettings
 from adapt_robot.scoreboard.arms.bundle import _StageRun
 from adapt_robot.scoreboard.results import FIXED, ArmResult
-from sim.core.family import TaskFamily
-from sim.core.params import TaskParams
+from adapt_robot.sim.core.family import TaskFamily
+from adapt_robot.sim.core.params import TaskParams
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pybullet as pb
 
-from sim.core.params import TaskParams
-from sim.engines.bullet_engine import BulletScene
-from sim.families.door import task as T
-from sim.families.door.task import DoorGeometry, DoorParams
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.bullet_engine import BulletScene
+from adapt_robot.sim.families.door import task as T
+from adapt_robot.sim.families.door.task import DoorGeometry, DoorParams
 
 _IDENTITY = (0.0, 0.0, 0.0, 1.0)
 _HINGE, _LEVER, _SWIVEL = 0, 1, 2

@@ -51,9 +51,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.core import gripper
-from sim.families.door import task as T
-from sim.families.door.task import DoorParams
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.families.door import task as T
+from adapt_robot.sim.families.door.task import DoorParams
 
 _EE = T.EE
 _VEL = T.OBS_SPEC.slice("ee_vel")

@@ -11,10 +11,11 @@ point from the gripper sensors and its own position target (the same law in both
 70 N (pushing or pulling the handle against a blocked direction: a pull door pushed, a push door
 or a latched door pulled, the handle dragged off its arc about the hinge) the stop trips, the
 ``protective_stop`` observation entry becomes 1 and the episode terminates. See
-:mod:`sim.families.door.protective_stop` for the estimate and the threshold, and
-:mod:`sim.families.door.task` for the geometry, splits and reward.
+:mod:`adapt_robot.sim.families.door.protective_stop` for the estimate and the threshold, and
+:mod:`adapt_robot.sim.families.door.task` for the geometry, splits and reward.
 
-Control law (:func:`sim.families.door.expert.door_law`): the expert is a memoryless, batched
+Control law (:func:`adapt_robot.sim.families.door.expert.door_law`): the expert is a memoryless,
+batched
 law of the observation and four behaviour parameters ``theta = [hinge, opens, press, width]``:
 hinge side (+1 left, -1 right) and direction (+1 push, -1 pull), acting by their sign (fully
 from magnitude 0.5; nearer 0 they blend towards a straight-line move and towards holding the
@@ -25,7 +26,8 @@ they change whether a given ``theta`` works. Told the true door it opens 100% of
 horizontal force 47 N MuJoCo, 51 N PyBullet). The default learner ``law_id``
 (``launch/door_law.yaml``) is this law told ``theta`` decoded from an identified latent.
 
-Headroom (``python -m sim.experts.headroom door --engine E --tasks 48``, seed 0): on the test
+Headroom (``python -m adapt_robot.sim.experts.headroom door --engine E --tasks 48``, seed 0): on
+the test
 split the oracle opens 100% of the doors in both engines; the expert told the best fixed hidden
 setting (chosen on 48 train doors: right hinge, pull, latched lever, 0.271 m) opens 14.6%
 (MuJoCo) and 20.8% (PyBullet): 85.4 and 79.2 points of headroom (train split: 70.8 and 77.1).
@@ -41,13 +43,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.core import gripper
-from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
-from sim.families.door import expert as de
-from sim.families.door import protective_stop
-from sim.families.door import task as T
-from sim.families.door.expert import DoorExpert
-from sim.families.door.task import DoorParams
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from adapt_robot.sim.families.door import expert as de
+from adapt_robot.sim.families.door import protective_stop
+from adapt_robot.sim.families.door import task as T
+from adapt_robot.sim.families.door.expert import DoorExpert
+from adapt_robot.sim.families.door.task import DoorParams
 
 
 class DoorFamily(TaskFamily[DoorParams]):
@@ -78,12 +80,12 @@ class DoorFamily(TaskFamily[DoorParams]):
         """MuJoCo (batched rollout) or PyBullet (one client per env) physics."""
         self.check_engine(engine)
         if engine == "mujoco":
-            from sim.engines.mujoco_engine import MujocoPhysics
-            from sim.families.door.mujoco_scene import DoorMujocoScene
+            from adapt_robot.sim.engines.mujoco_engine import MujocoPhysics
+            from adapt_robot.sim.families.door.mujoco_scene import DoorMujocoScene
 
             return MujocoPhysics(DoorMujocoScene(), batch)
-        from sim.engines.bullet_engine import BulletPhysics
-        from sim.families.door.bullet_scene import DoorBulletScene
+        from adapt_robot.sim.engines.bullet_engine import BulletPhysics
+        from adapt_robot.sim.families.door.bullet_scene import DoorBulletScene
 
         return BulletPhysics(DoorBulletScene, batch)
 
@@ -151,9 +153,9 @@ class DoorFamily(TaskFamily[DoorParams]):
         return de.law_params(T.as_door(task))
 
     def law_window(self, task: DoorParams) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`sim.families.door.expert.law_window`."""
+        """:func:`adapt_robot.sim.families.door.expert.law_window`."""
         return de.law_window(T.as_door(task))
 
     def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """:func:`sim.families.door.expert.door_law`."""
+        """:func:`adapt_robot.sim.families.door.expert.door_law`."""
         return de.door_law(obs, theta)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from sim.core import gripper
-from sim.core.params import TaskParams
-from sim.engines.mujoco_engine import MujocoScene
-from sim.families.door import task as T
-from sim.families.door.task import DoorParams
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.mujoco_engine import MujocoScene
+from adapt_robot.sim.families.door import task as T
+from adapt_robot.sim.families.door.task import DoorParams
 
 _GRIPPER_JOINTS = ("gx", "gy", "gz", "finger_l", "finger_r")
 
@@ -99,7 +99,7 @@ def door_mjcf(task: DoorParams) -> str:
 
 
 class DoorMujocoScene(MujocoScene):
-    """Door scenes for :class:`sim.engines.mujoco_engine.MujocoPhysics`."""
+    """Door scenes for :class:`adapt_robot.sim.engines.mujoco_engine.MujocoPhysics`."""
 
     def mjcf(self, task: TaskParams) -> str:
         """MJCF of ``task``."""

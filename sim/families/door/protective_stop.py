@@ -7,7 +7,7 @@ controller then reports the stop, and the motion must be restarted. Here that is
 ``protective_stop``: a force limit on the *horizontal* external force at the grip point.
 
 Force estimate (the same in both engines, from the sensors each reports). The carriage tracks
-its position target with the PD law of :mod:`sim.core.gripper`,
+its position target with the PD law of :mod:`adapt_robot.sim.core.gripper`,
 ``F_pd = clip(KP (target - ee_pos) - KV ee_vel, +-CARRIAGE_FORCE_MAX)`` per axis (the engines
 add gravity compensation on top, which the estimate leaves out). At the end of every control
 step the family evaluates that law on the ``ee_pos`` and ``ee_vel`` sensors and the target held
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.core import gripper
+from adapt_robot.sim.core import gripper
 
 STOP_FORCE = 70.0
 """Horizontal external-force limit (N) above which the protective stop trips (see above)."""

@@ -22,7 +22,8 @@ Reward (pure numpy on observations and actions, computable on the robot)::
       - W_ACTION * |a_xyz|^2
 
 with ``angle`` the door angle in ``obs`` and ``angle'``, ``protective_stop'`` in ``next_obs``.
-A protective stop (:mod:`sim.families.door.protective_stop`: the horizontal force at the grip
+A protective stop (:mod:`adapt_robot.sim.families.door.protective_stop`: the horizontal force at
+the grip
 point above 70 N, i.e. pushing or pulling the handle against a blocked direction) also ends the
 episode (:func:`terminated`).
 """
@@ -33,10 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.core import gripper
-from sim.core.family import Split
-from sim.core.params import TaskParams, param
-from sim.core.spec import Field, VectorSpec
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import Split
+from adapt_robot.sim.core.params import TaskParams, param
+from adapt_robot.sim.core.spec import Field, VectorSpec
 
 # --- geometry shared by both engines (m, kg) --------------------------------------------------
 PANEL_THICKNESS = 0.02

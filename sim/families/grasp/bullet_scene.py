@@ -1,7 +1,7 @@
 """PyBullet twin of the grasp scene, with the same object, physics and sensors as MuJoCo's.
 
 The object has the same pieces, mass, inertia, friction and centre of mass as in
-:mod:`sim.families.grasp.mujoco_scene`, and reports the same object sensors.
+:mod:`adapt_robot.sim.families.grasp.mujoco_scene`, and reports the same object sensors.
 
 PyBullet reports (and resets) a base at its centre of mass, so the object frame is recovered
 from the inertial offset; friction coefficients multiply in Bullet, and the fingers and table
@@ -15,10 +15,10 @@ import math
 import numpy as np
 import pybullet as pb
 
-from sim.core.params import TaskParams
-from sim.engines.bullet_engine import BulletScene
-from sim.families.grasp import task as gt
-from sim.families.grasp.mujoco_scene import TORSION
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.bullet_engine import BulletScene
+from adapt_robot.sim.families.grasp import task as gt
+from adapt_robot.sim.families.grasp.mujoco_scene import TORSION
 
 _COLOR = (0.3, 0.55, 0.85, 1.0)
 _ALONG_X = (0.0, math.sqrt(0.5), 0.0, math.sqrt(0.5))
@@ -78,7 +78,7 @@ class GraspBulletScene(BulletScene):
         self.com = np.zeros(3)
 
     def draw_initial(self, task: TaskParams, rng: np.random.Generator) -> np.ndarray:
-        """Shared initial conditions (see :func:`sim.families.grasp.task.draw_initial`)."""
+        """Shared initial conditions (:func:`adapt_robot.sim.families.grasp.task.draw_initial`)."""
         return gt.draw_initial(gt.as_grasp(task), rng)
 
     def build(self, client: int, task: TaskParams) -> None:

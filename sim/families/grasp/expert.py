@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.core import gripper
-from sim.families.grasp import task as gt
-from sim.families.grasp.reward import OBS_SPEC
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.families.grasp import task as gt
+from adapt_robot.sim.families.grasp.reward import OBS_SPEC
 
 _EE = OBS_SPEC.slice("ee_pos")
 _VEL = OBS_SPEC.slice("ee_vel")
@@ -87,7 +87,8 @@ def expert_grip(task: gt.GraspParams) -> float:
 def hold_height(half_height: float) -> float:
     """Grip-point height of the grasp, raised where the palm would rest on the object's top.
 
-    :func:`~sim.families.grasp.task.grasp_height` keeps the palm clear only from half-heights of
+    :func:`~adapt_robot.sim.families.grasp.task.grasp_height` keeps the palm clear only from
+    half-heights of
     6.5 cm; between 5.5 and 6.5 cm the palm would otherwise press on the top.
     """
     return max(gt.grasp_height(half_height), 2.0 * half_height - PALM + PALM_GAP)

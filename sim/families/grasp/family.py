@@ -6,11 +6,12 @@ than its break force, which is below what a heavy slippery object needs, and its
 narrow (its break force is 1.1-1.6 times the smallest that allows a careful grip). Train objects
 range from 50 g fragile ones to 3 kg slippery ones: no single grip suits most of them (with the
 other parameters known and one fixed hidden setting, the best expert lifts about half the train
-objects; see ``python -m sim.experts.headroom grasp``), so the squeeze has to be adapted to the
+objects; see ``python -m adapt_robot.sim.experts.headroom grasp``), so the squeeze has to be
+adapted to the
 object in hand.
 
 The family is engine-agnostic: the engines report raw sensors (gripper 10 + object 10, see
-:mod:`sim.families.grasp.mujoco_scene`); :meth:`GraspFamily.observe` turns them into the
+:mod:`adapt_robot.sim.families.grasp.mujoco_scene`); :meth:`GraspFamily.observe` turns them into the
 documented observation, keeps the lift timer and latches the broken flag.
 """
 
@@ -20,12 +21,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.core import gripper
-from sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
-from sim.families.grasp import expert as ge
-from sim.families.grasp import reward as gr
-from sim.families.grasp import task as gt
-from sim.families.grasp.expert import GraspExpert
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import EpisodeState, Expert, Physics, Split, TaskFamily
+from adapt_robot.sim.families.grasp import expert as ge
+from adapt_robot.sim.families.grasp import reward as gr
+from adapt_robot.sim.families.grasp import task as gt
+from adapt_robot.sim.families.grasp.expert import GraspExpert
 
 _S_EE = slice(0, 3)
 _S_FQ = slice(3, 5)
@@ -71,12 +72,12 @@ class GraspFamily(TaskFamily[gt.GraspParams]):
         """MuJoCo (threaded rollout) or PyBullet (one client per env)."""
         self.check_engine(engine)
         if engine == "mujoco":
-            from sim.engines.mujoco_engine import MujocoPhysics
-            from sim.families.grasp.mujoco_scene import GraspMujocoScene
+            from adapt_robot.sim.engines.mujoco_engine import MujocoPhysics
+            from adapt_robot.sim.families.grasp.mujoco_scene import GraspMujocoScene
 
             return MujocoPhysics(GraspMujocoScene(), batch)
-        from sim.engines.bullet_engine import BulletPhysics
-        from sim.families.grasp.bullet_scene import GraspBulletScene
+        from adapt_robot.sim.engines.bullet_engine import BulletPhysics
+        from adapt_robot.sim.families.grasp.bullet_scene import GraspBulletScene
 
         return BulletPhysics(GraspBulletScene, batch)
 
@@ -96,7 +97,7 @@ class GraspFamily(TaskFamily[gt.GraspParams]):
         }
 
     def control(self, action: np.ndarray, state: EpisodeState) -> np.ndarray:
-        """End-effector target step and finger forces (see :mod:`sim.core.gripper`)."""
+        """End-effector target step and finger forces (see :mod:`adapt_robot.sim.core.gripper`)."""
         return gripper.gripper_control(action, state["target"])
 
     def observe(self, sensors: np.ndarray, state: EpisodeState) -> np.ndarray:
@@ -137,7 +138,7 @@ class GraspFamily(TaskFamily[gt.GraspParams]):
     def reward(
         self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, ctx: np.ndarray
     ) -> np.ndarray:
-        """Observation-based shaped reward (:func:`sim.families.grasp.reward.reward`)."""
+        """Observation-based reward (:func:`adapt_robot.sim.families.grasp.reward.reward`)."""
         del ctx
         return gr.reward(obs, action, next_obs)
 
@@ -165,9 +166,9 @@ class GraspFamily(TaskFamily[gt.GraspParams]):
         return ge.law_params(gt.as_grasp(task))
 
     def law_window(self, task: gt.GraspParams) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`sim.families.grasp.expert.law_window`."""
+        """:func:`adapt_robot.sim.families.grasp.expert.law_window`."""
         return ge.law_window(gt.as_grasp(task))
 
     def control_law(self, obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """:func:`sim.families.grasp.expert.grasp_law`."""
+        """:func:`adapt_robot.sim.families.grasp.expert.grasp_law`."""
         return ge.grasp_law(obs, theta)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from sim.core import gripper
-from sim.core.params import TaskParams
-from sim.engines.mujoco_engine import MujocoScene
-from sim.families.grasp import task as gt
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.params import TaskParams
+from adapt_robot.sim.engines.mujoco_engine import MujocoScene
+from adapt_robot.sim.families.grasp import task as gt
 
 N_OBJECT_SENSORS = 10
 """Object part of the sensor vector: pos (3), quat w,x,y,z (4), linear velocity (3)."""
@@ -76,7 +76,7 @@ class GraspMujocoScene(MujocoScene):
         return grasp_mjcf(gt.as_grasp(task))
 
     def draw_initial(self, task: TaskParams, rng: np.random.Generator) -> np.ndarray:
-        """Shared initial conditions (see :func:`sim.families.grasp.task.draw_initial`)."""
+        """Shared initial conditions (:func:`adapt_robot.sim.families.grasp.task.draw_initial`)."""
         return gt.draw_initial(gt.as_grasp(task), rng)
 
     def initial_qpos(self, model: mujoco.MjModel, task: TaskParams, init: np.ndarray) -> np.ndarray:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.core import gripper
-from sim.core.spec import Field, VectorSpec
-from sim.families.grasp.task import SHAPES
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.spec import Field, VectorSpec
+from adapt_robot.sim.families.grasp.task import SHAPES
 
 LIFT_HEIGHT = 0.10
 """Height above rest the object must reach (m)."""
@@ -149,7 +149,7 @@ OBS_SPEC = VectorSpec(
 """Observation layout, index by index (identical in MuJoCo and PyBullet)."""
 
 ACTION_SPEC = gripper.ACTION_SPEC
-"""Action layout: the gripper's end-effector commands (:data:`sim.core.gripper.ACTION_SPEC`)."""
+"""Action layout: the gripper's commands (:data:`adapt_robot.sim.core.gripper.ACTION_SPEC`)."""
 
 I_REL = OBS_SPEC.slice("obj_rel")
 I_HEIGHT = OBS_SPEC.index("obj_height")

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.core import gripper
-from sim.core.family import Split
-from sim.core.params import TaskParams, param
+from adapt_robot.sim.core import gripper
+from adapt_robot.sim.core.family import Split
+from adapt_robot.sim.core.params import TaskParams, param
 
 GRAVITY = 9.81
 SHAPES: tuple[str, ...] = ("box", "cylinder", "sphere", "capsule", "mug", "lblock")
