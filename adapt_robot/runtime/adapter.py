@@ -96,6 +96,7 @@ class OnlineAdapter:
         settings = SessionSettings() if sessions is None else sessions
         b = self.bundle
         policy_session = create_session(b.graph_bytes("policy"), self.providers, settings)
+        self.providers = _active_providers(self.providers, policy_session.get_providers())
         step_session = create_session(b.graph_bytes("adapt_step"), self.providers, settings)
         self._inner = InnerLoop(step_session, m, b.lrs, safety)
         o, a = m.observation.dim, m.action.dim
@@ -607,3 +608,20 @@ def _as_flag(value: object) -> bool | None:
     except Exception:  # a hostile __eq__ / item(): unreadable
         return None
     return None
+
+
+def _active_providers(requested: Sequence[str], active: Sequence[str]) -> list[str]:
+    """The providers the session really runs on, with one warning for those that did not start.
+
+    A build can list a provider it cannot start here (onnxruntime-gpu without the CUDA or
+    TensorRT libraries): ONNX Runtime then falls back on its own, and ``providers`` must say so.
+    """
+    dropped = [p for p in requested if p not in active]
+    if dropped:
+        logger.warning(
+            "execution providers %s did not start on this machine (missing GPU libraries or "
+            "device; ONNX Runtime's own log above says which); running on %s",
+            dropped,
+            list(active),
+        )
+    return list(active)

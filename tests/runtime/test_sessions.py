@@ -147,3 +147,27 @@ def test_the_runtime_names_both_onnx_runtime_packages_when_neither_is_installed(
     )
     assert done.returncode == 0, done.stderr
     assert "adapt-robot[cpu]" in done.stdout and "adapt-robot[gpu]" in done.stdout
+
+
+def test_the_adapter_reports_the_providers_its_sessions_really_run_on(
+    point_bundle: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """onnxruntime-gpu without the CUDA libraries lists CUDA as available, then falls back to
+    the CPU when the session starts: the adapter must not claim CUDA."""
+    from adapt_robot.runtime import OnlineAdapter
+    from adapt_robot.runtime import adapter as adapter_module
+
+    monkeypatch.setattr(adapter_module, "resolve_providers", lambda requested: [CUDA, CPU])
+    real = adapter_module.create_session
+    monkeypatch.setattr(
+        adapter_module,
+        "create_session",
+        lambda model, providers, settings: real(model, [CPU], settings),
+    )
+    with caplog.at_level(logging.WARNING):
+        adapter = OnlineAdapter(point_bundle, providers=("cuda", "cpu"), auto_adapt=False)
+    try:
+        assert adapter.providers == [CPU]
+        assert any("did not start" in r.getMessage() for r in warnings_of(caplog))
+    finally:
+        adapter.close()
