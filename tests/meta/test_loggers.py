@@ -109,3 +109,19 @@ def test_sinks_are_checked_when_training_starts_not_when_a_run_is_read_back(
     # A resume may change where the figures go.
     run_train(SMOKE, [f"out_dir={tmp_path}", "budget.iterations=2"], True)
     assert len(_jsonl(run)) == 2
+
+
+def test_wandb_writes_an_offline_run_where_the_package_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("wandb", reason="wandb is not installed (it is optional)")
+    from adapt_robot.reporting.loggers import MetricsLog
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    log = MetricsLog(tmp_path, ["wandb"], {"family": "point"})
+    for i in range(3):
+        log.write({"iteration": i, "post_return": float(i), "eval": {"post_success": 0.5}})
+    log.close()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+    assert len(_jsonl(tmp_path)) == 3
