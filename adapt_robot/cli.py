@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         "--capacity", type=int, default=None, help="inner-step batch capacity N (rows)"
     )
     export.add_argument("--fp16", action="store_true", help="also write policy_fp16.onnx")
+    export.add_argument(
+        "--sign-key",
+        default=None,
+        metavar="KEYFILE",
+        help="sign the bundle: bundle.sig, the HMAC-SHA256 of bundle.lock under this key",
+    )
 
     ev = sub.add_parser("eval", help="held-out evaluation: success before/after adapting, 95%% CIs")
     ev.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run(s); several: compared")
@@ -127,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     dep.add_argument("--seed", type=int, default=0, help="seed of the objects, robot and noise")
     dep.add_argument("--providers", default="cpu", help="ONNX Runtime providers, e.g. cuda,cpu")
+    dep.add_argument(
+        "--verify-key",
+        default=None,
+        metavar="KEYFILE",
+        help="load only a bundle signed with this key (export --sign-key)",
+    )
     dep.add_argument("--gif", default=None, metavar="PATH", help="before/after GIF, 1st object")
     dep.add_argument(
         "--out", default=None, metavar="DIR", help="report directory (default BUNDLE/../deploy)"
@@ -242,7 +254,7 @@ def _train(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from adapt_robot.export.cli_entry import export_main
 
-    print(export_main(args.run_dir, args.out, args.capacity, args.fp16))
+    print(export_main(args.run_dir, args.out, args.capacity, args.fp16, args.sign_key))
 
 
 def _eval(args: argparse.Namespace) -> None:

@@ -166,6 +166,7 @@ def export_bundle(
     fp16: bool = False,
     seed: int = 0,
     acceptance: AcceptanceConfig | None = None,
+    sign_key: bytes | None = None,
 ) -> Path:
     """Export ``run_dir``'s checkpoint to a bundle at ``out_dir``; returns ``out_dir``.
 
@@ -173,10 +174,11 @@ def export_bundle(
     inner batch, episodes per task x horizon). ``fp16`` adds ``policy_fp16.onnx``. ``seed``
     seeds the random parity inputs. ``acceptance`` is the acceptance rule written into the
     manifest, the robot's default (None: :class:`AcceptanceConfig` defaults, the settings
-    ``adapt-robot eval`` judges with by default). Raises :class:`ExportError` for bad input and
-    :class:`adapt_robot.export.parity.ParityError` when a graph disagrees with the training code;
-    in both
-    cases nothing is left at ``out_dir`` (an existing bundle there is kept).
+    ``adapt-robot eval`` judges with by default). ``sign_key`` adds ``bundle.sig``, the HMAC of
+    ``bundle.lock`` under that key (:mod:`adapt_robot.runtime.signing`). Raises
+    :class:`ExportError` for bad input and :class:`adapt_robot.export.parity.ParityError` when a
+    graph disagrees with the training code; in both cases nothing is left at ``out_dir`` (an
+    existing bundle there is kept).
     """
     run_path, out = Path(run_dir), Path(out_dir)
     _check_target(out)
@@ -196,6 +198,10 @@ def export_bundle(
     try:
         _write(tmp, run, run_path, n, fp16, seed, acceptance or AcceptanceConfig())
         bf.seal(tmp)  # bundle.lock, the last file written: manifest and file hashes
+        if sign_key is not None:  # bundle.sig: the operator's HMAC of bundle.lock
+            from adapt_robot.runtime.signing import sign
+
+            sign(tmp, sign_key)
         bf.load_bundle(tmp)  # read back with the runtime's reader: lock, hashes, shapes, version
         _swap_into_place(tmp, out)
     except BaseException:

@@ -75,6 +75,7 @@ _FLAGS = {
     "sequential": "--sequential",
     "seed": "--seed",
     "providers": "--providers",
+    "verify_key": "--verify-key",
     "gif": "--gif",
     "out_dir": "--out",
 }
@@ -123,6 +124,8 @@ class DeployConfig:
     imports: tuple[str, ...] = ()
     """Modules imported first (``--import``): they register a plug-in task family. The bundle
     never makes the robot import anything: the operator names the modules."""
+    verify_key: Path | None = None
+    """A signing key file (``--verify-key``): only a bundle signed with it is loaded."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.bundle, str | Path) or not str(self.bundle):
@@ -190,7 +193,12 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
             f"bundle: {root}: not a bundle directory (no manifest.yaml); pass the directory "
             "written by `adapt-robot export`"
         )
-    bundle = Bundle.load(root)
+    key = None
+    if cfg.verify_key is not None:
+        from adapt_robot.runtime.signing import read_key
+
+        key = read_key(cfg.verify_key)
+    bundle = Bundle.load(root, key=key)
     import_plugins(cfg.imports, [Path.cwd()], where="--import")
     try:
         family = get_family(bundle.manifest.family)
@@ -415,6 +423,7 @@ def deploy_main(args: argparse.Namespace) -> str:
             gif=None if args.gif is None else Path(args.gif),
             out_dir=out,
             imports=tuple(getattr(args, "imports", None) or ()),
+            verify_key=None if args.verify_key is None else Path(args.verify_key),
         )
         report = run_deploy(cfg)
     except ValueError as err:

@@ -109,7 +109,7 @@ class MetricsLog:
             purge = 0 if resumed_after is None else resumed_after + 1
             self._tb = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=purge)
         if "wandb" in self.backends:
-            import wandb  # type: ignore[import-not-found]
+            import wandb  # type: ignore[import-not-found, unused-ignore]
 
             (self.run_dir / WANDB_DIR).mkdir(parents=True, exist_ok=True)
             self._wandb = wandb.init(

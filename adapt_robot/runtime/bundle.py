@@ -268,27 +268,35 @@ class Bundle:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Bundle:
-        """Load and verify a bundle directory (see the module docstring); raises BundleError."""
+    def load(cls, path: str | Path, key: bytes | None = None) -> Bundle:
+        """Load and verify a bundle directory (see the module docstring); raises BundleError.
+
+        ``key``: the operator's signing key (:mod:`adapt_robot.runtime.signing`); when given,
+        a bundle without a matching ``bundle.sig`` is refused before anything else is read.
+        """
         root = Path(path)
+        if key is not None:
+            from adapt_robot.runtime.signing import verify
+
+            verify(root, key)
         verified = read_bundle(root)
         manifest, arrays, blobs = verified.manifest, verified.arrays, verified.blobs
         source = root / MANIFEST
-        for key in REQUIRED_GRAPHS:
-            if key not in manifest.graphs:
-                raise BundleError(f"{source}: graphs.{key}: missing field")
+        for graph in REQUIRED_GRAPHS:
+            if graph not in manifest.graphs:
+                raise BundleError(f"{source}: graphs.{graph}: missing field")
         if manifest.observation_reward and "reward" not in manifest.graphs:
             raise BundleError(
                 f"{source}: graphs.reward: missing field (observation_reward is true)"
             )
-        for key, spec in manifest.graphs.items():
-            check_graph(root / spec.file, manifest, key, blobs[spec.file])
+        for graph, spec in manifest.graphs.items():
+            check_graph(root / spec.file, manifest, graph, blobs[spec.file])
         params_file = root / PARAMS_NPZ
-        for key, value in arrays.items():
+        for array_name, value in arrays.items():
             if not np.all(np.isfinite(value)):
-                raise BundleError(f"{params_file}: {key}: contains NaN or inf values")
-            if key.startswith(LR_PREFIX) and not np.all(value > 0):
-                raise BundleError(f"{params_file}: {key}: inner learning rates must be > 0")
+                raise BundleError(f"{params_file}: {array_name}: contains NaN or inf values")
+            if array_name.startswith(LR_PREFIX) and not np.all(value > 0):
+                raise BundleError(f"{params_file}: {array_name}: inner learning rates must be > 0")
         names = [p.name for p in manifest.parameters]
         lrs = {k[len(LR_PREFIX) :]: v for k, v in arrays.items() if k.startswith(LR_PREFIX)}
         return cls(

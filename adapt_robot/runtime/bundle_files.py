@@ -44,7 +44,13 @@ REEXPORT = "re-export the bundle with this adapt-robot: adapt-robot export RUN_D
 LOCK = "bundle.lock"
 """The bundle's index: sha256 of the manifest and of every file it lists (written last)."""
 KiB, MiB = 1 << 10, 1 << 20
-SIZE_LIMITS = {".lock": 64 * KiB, ".yaml": 256 * KiB, ".onnx": 256 * MiB, ".npz": 256 * MiB}
+SIZE_LIMITS = {
+    ".lock": 64 * KiB,
+    ".sig": 4 * KiB,
+    ".yaml": 256 * KiB,
+    ".onnx": 256 * MiB,
+    ".npz": 256 * MiB,
+}
 """Largest file of each kind (by suffix) a bundle may hold, in bytes; any other file: 256 MiB.
 A real manifest is a few KiB; the limits bound the time and memory of a load."""
 OTHER_LIMIT = 256 * MiB
