@@ -245,7 +245,11 @@ def _write(
     adapted = list(lrs)
     low, high = family.action_spec.low, family.action_spec.high
     export_id = _export_id(params, lrs, capacity, cfg)
-    meta = {**_metadata(cfg, family, policy), "adapt_robot.export_id": export_id}
+    meta = {
+        **_metadata(cfg, family, policy),
+        "adapt_robot.export_id": export_id,
+        "adapt_robot.normalizer_sha256": bf.normalizer_digest(normalizer_spec(policy)),
+    }
     rng = np.random.default_rng(seed)
     graph_specs: dict[str, bf.GraphSpec] = {}
     figures: dict[str, float] = {}
@@ -338,6 +342,19 @@ def _export_id(
     return h.hexdigest()[:32]
 
 
+def normalizer_spec(policy: Policy) -> bf.NormalizerSpec:
+    """The manifest's record of the normaliser ``policy`` applies (and its graphs bake in)."""
+    norm = policy.normalizer
+    return bf.NormalizerSpec(
+        enabled=policy.cfg.normalize_obs,
+        mean=[float(x) for x in norm.mean],
+        var=[float(x) for x in norm.var],
+        eps=NORMALIZER_EPS,
+        clip=float(policy.cfg.obs_clip),
+        count=float(norm.count),
+    )
+
+
 def _write_frozen(
     tmp: Path,
     policy: Policy,
@@ -390,7 +407,6 @@ def _manifest(
 
     cfg, learner = run.cfg, run.learner
     policy = learner.policy
-    norm = policy.normalizer
 
     def space(s: Any) -> dict[str, Any]:
         return {
@@ -408,14 +424,7 @@ def _manifest(
         "observation_reward": bool(family.observation_reward),
         "observation": bf.SpaceSpec(**space(family.obs_spec)),
         "action": bf.ActionSpec(**space(family.action_spec)),
-        "normalizer": bf.NormalizerSpec(
-            enabled=policy.cfg.normalize_obs,
-            mean=[float(x) for x in norm.mean],
-            var=[float(x) for x in norm.var],
-            eps=NORMALIZER_EPS,
-            clip=float(policy.cfg.obs_clip),
-            count=float(norm.count),
-        ),
+        "normalizer": normalizer_spec(policy),
         "policy": bf.PolicySpec(
             type=cast(bf.PolicyKind, policy.kind),
             hidden=[] if policy.kind == "module" else list(policy.cfg.hidden),

@@ -38,6 +38,7 @@ from adapt_robot.runtime.bundle_format import (
     REEXPORT,
     BundleError,
     Manifest,
+    normalizer_digest,
     read_bundle,
 )
 from adapt_robot.runtime.safety import SafetyConfig
@@ -152,8 +153,9 @@ def _metadata_expected(manifest: Manifest, key: str) -> dict[str, tuple[object, 
     """``metadata_props`` key -> (value the graph must carry, manifest field it comes from)."""
     m = manifest
     tie: dict[str, tuple[object, str]] = {}
-    if "export_id" in m.producer:  # bundles exported before it existed carry none
+    if "export_id" in m.producer:  # bundles exported before it existed carry neither
         tie["adapt_robot.export_id"] = (m.producer["export_id"], "producer.export_id")
+        tie["adapt_robot.normalizer_sha256"] = (normalizer_digest(m.normalizer), "normalizer")
     return {
         **tie,
         "adapt_robot.format_version": (str(FORMAT_VERSION), "format_version"),

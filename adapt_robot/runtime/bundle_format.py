@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import typing
 from collections.abc import Mapping
@@ -340,6 +341,16 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""
         return dataclasses.asdict(self)
+
+
+def normalizer_digest(norm: NormalizerSpec) -> str:
+    """sha256 of the normaliser the graphs apply (enabled, mean, var, eps, clip).
+
+    Export records it in every graph's ``adapt_robot.normalizer_sha256``; the load recomputes
+    it from the manifest.
+    """
+    body = [norm.enabled, list(norm.mean), list(norm.var), norm.eps, norm.clip]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
 def sha256_file(path: str | Path) -> str:

@@ -137,7 +137,7 @@ STDLIB = {"__future__", "dataclasses", "hashlib", "collections", "math", "pathli
 def test_reader_imports_numpy_and_yaml_only() -> None:
     runtime = ROOT / "adapt_robot" / "runtime"
     roots, ours = _imports(runtime / "bundle_format.py")
-    assert roots <= {*STDLIB, "numpy", "yaml", "adapt_robot"}
+    assert roots <= {*STDLIB, "json", "numpy", "yaml", "adapt_robot"}
     # The launch-file validator, the shared limits, the acceptance settings, the bounded file
     # reader and the project's error types: torch-free.
     assert ours == {

@@ -405,6 +405,14 @@ def test_a_same_shaped_graph_from_another_export_is_refused_even_rehashed(
     refused(point_bundle_copy, "policy.onnx", "adapt_robot.export_id", "another export")
 
 
+def test_a_manifest_normaliser_edited_and_relocked_is_refused(point_bundle_copy: Path) -> None:
+    """The graphs bake the normaliser in; the device reads the manifest's (transition scales)."""
+    data = read_manifest(point_bundle_copy)
+    data["normalizer"]["var"] = [v * 4.0 for v in data["normalizer"]["var"]]
+    write_manifest(point_bundle_copy, data)
+    refused(point_bundle_copy, "adapt_robot.normalizer_sha256", "normalizer", "another export")
+
+
 def test_a_manifest_stripped_of_its_export_id_is_refused(point_bundle_copy: Path) -> None:
     data = read_manifest(point_bundle_copy)
     del data["producer"]["export_id"]
