@@ -169,8 +169,8 @@ def _sampler(env_name: str) -> Any:
 
 def _register() -> None:
     # make_env and expert are closures of this module: worker processes rebuild a family by
-    # importing the module of its make_env
-    # (adapt_robot.sim.families.gym_family.GymTaskFamily.__reduce__).
+    # importing the module of its make_env (see GymTaskFamily.__reduce__ in
+    # adapt_robot.sim.families.gym_family).
     for name, (env_name, policy_class) in SKILLS.items():
 
         def make_env(env_name: str = env_name) -> ML1Env:

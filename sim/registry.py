@@ -51,8 +51,7 @@ def family_engine_pairs(include_gym_plugins: bool = False) -> list[tuple[str, st
     """Every supported (family, engine) pair of the registered families.
 
     Gymnasium plug-ins (engine ``gym``, :mod:`adapt_robot.sim.families.gym_family`) are left out
-    unless
-    asked for: they follow the smaller plug-in protocol (the env computes the reward, the
+    unless asked for: they follow the smaller plug-in protocol (the env computes the reward, the
     sampler alone knows the split), so the full family contract in ``tests/sim`` does not apply.
     """
     return [

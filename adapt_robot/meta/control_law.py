@@ -3,14 +3,12 @@
 ``pi(a | obs, z) = N(control_law(obs, theta(z)), exp(log_std))`` with
 ``theta(z) = low + (high - low) * sigmoid(dec(z))``: the scripted expert's own memoryless law
 (:meth:`adapt_robot.sim.core.family.TaskFamily.control_law`), whose few behaviour parameters
-``theta`` (for
-grasp: the squeeze and the centre-of-mass offset gripped above) are decoded from the adapted
-latent ``z`` (the ``context`` parameter). Given the true ``theta`` it IS the expert; given a
-fixed ``z`` it is one fixed behaviour (a robust controller); adaptation has to find ``z`` from
-the robot's transitions. This is the classic adaptive-control split of a known control
-structure with identified parameters (Astrom & Wittenmark, *Adaptive Control*, 1995), with the
-identification done by the latent learner's exported gradient step instead of a hand-derived
-estimator.
+``theta`` (for grasp: the squeeze and the centre-of-mass offset gripped above) are decoded from the
+adapted latent ``z`` (the ``context`` parameter). Given the true ``theta`` it IS the expert; given a
+fixed ``z`` it is one fixed behaviour (a robust controller); adaptation has to find ``z`` from the
+robot's transitions. This is the classic adaptive-control split of a known control structure with
+identified parameters (Astrom & Wittenmark, *Adaptive Control*, 1995), with the identification done
+by the latent learner's exported gradient step instead of a hand-derived estimator.
 
 The law is numpy (written once, in the family); :meth:`forward` calls it on detached arrays, so
 no gradient flows through it (training never needs one: the decoder is fitted to the true

@@ -139,16 +139,7 @@ class MetricsLog:
             self._write_csv()
 
     def _write_csv(self) -> None:
-        rows = [flatten(json.loads(line)) for line in _lines(self.jsonl)]
-        columns: dict[str, None] = {}
-        for row in rows:
-            columns.update(dict.fromkeys(row))
-        tmp = self.run_dir / f".{CSV_FILE}.tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns))
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(self.run_dir / CSV_FILE)
+        write_csv(self.run_dir / CSV_FILE, [flatten(json.loads(ln)) for ln in _lines(self.jsonl)])
 
     def close(self) -> None:
         """Flush and close the sinks."""
@@ -195,10 +186,7 @@ def log_scoreboard(
     out = Path(out_dir)
     rows = scoreboard_rows(report)
     if "csv" in backends:
-        with open(out / "scoreboard.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(out / "scoreboard.csv", rows)
     scalars = {
         f"{r['engine']}/{r['arm']}/{r['stage']}/{key}": float(r[key])
         for r in rows
@@ -220,6 +208,19 @@ def log_scoreboard(
         )
         run.log(scalars)
         run.finish()
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``rows`` as CSV at ``path`` (atomically), columns the union of their keys in order."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def _lines(path: Path) -> list[str]:

@@ -40,7 +40,7 @@ from adapt_robot.runtime.adaptation import (
     Stop,
 )
 from adapt_robot.runtime.buffer import Episodes, TransitionBuffer
-from adapt_robot.runtime.bundle import Bundle
+from adapt_robot.runtime.bundle import Bundle, graph_metadata
 from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
 from adapt_robot.runtime.safety import (
     ActionClip,
@@ -508,17 +508,12 @@ class OnlineAdapter:
         m = self.bundle.manifest
         source = self.bundle.graph_bytes("policy")
         policy = source if isinstance(source, bytes) else Path(source).read_bytes()
-        meta: dict[str, object] = {
-            "adapt_robot.family": m.family,
-            "adapt_robot.obs_names": list(m.observation.names),
-            "adapt_robot.action_names": list(m.action.names),
-            "adapt_robot.action_low": list(m.action.low),
-            "adapt_robot.action_high": list(m.action.high),
-            "adapt_robot.params": "meta" if params is self._meta else "adapted",
-            "adapt_robot.params_version": version,
-        }
-        if "export_id" in m.producer:  # which export the adapted policy grew from
-            meta["adapt_robot.export_id"] = m.producer["export_id"]
+        # The bundle's own facts (family, names, bounds, export id, ...), as export writes them
+        # into policy_frozen.onnx; freeze_policy names the graph itself.
+        meta = graph_metadata(m, "policy_frozen")
+        del meta["graph"]
+        meta["adapt_robot.params"] = "meta" if params is self._meta else "adapted"
+        meta["adapt_robot.params_version"] = version
         if control_hz is not None:
             meta["adapt_robot.control_hz"] = float(control_hz)
         frozen = freeze_policy(

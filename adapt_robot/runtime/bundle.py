@@ -169,6 +169,15 @@ def _metadata_expected(manifest: Manifest, key: str) -> dict[str, tuple[object, 
     }
 
 
+def graph_metadata(manifest: Manifest, key: str) -> dict[str, object]:
+    """The ``metadata_props`` graph ``key`` of this bundle carries, derived from the manifest.
+
+    What export writes and :func:`check_metadata` checks; :meth:`OnlineAdapter.snapshot`
+    writes the same facts into the frozen graphs it makes.
+    """
+    return {name: want for name, (want, _) in _metadata_expected(manifest, key).items()}
+
+
 def _same(got: object, want: object) -> bool:
     if isinstance(want, list):
         return (

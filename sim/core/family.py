@@ -58,9 +58,12 @@ class Physics(ABC):
     def set_tasks(self, tasks: Sequence[TaskParams]) -> None:
         """Rebuild the scenes for new tasks (one per env)."""
 
-    @abstractmethod
     def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Reset every env (initial-pose noise drawn from ``rng``); return sensors ``[B, S]``."""
+        """Reset every env (initial-pose noise drawn from ``rng``); return sensors ``[B, S]``.
+
+        :meth:`reset_envs` over all of them, in order: one reset path per engine.
+        """
+        return self.reset_envs(rng, np.arange(self.batch))
 
     @abstractmethod
     def reset_envs(
@@ -125,9 +128,8 @@ class TaskFamily(ABC, Generic[P]):
     """When an episode succeeded (:func:`episode_success`), the one rule that training,
     evaluation, the scoreboard, the experts and deploy count with (through
     :attr:`adapt_robot.sim.envs.vector.VectorTaskEnv.episode_success`): ``any`` step (an object
-    lifted and
-    held, a door opened, as Meta-World counts) or the ``final`` live step (a reacher that must
-    stay at its goal)."""
+    lifted and held, a door opened, as Meta-World counts) or the ``final`` live step (a reacher
+    that must stay at its goal)."""
     observation_reward: ClassVar[bool] = True
     """True when reward and success need nothing but observations and actions (a robot can
     compute them on-line). False for teaching tasks whose reward uses the hidden goal."""
@@ -275,8 +277,7 @@ def task_record(task: Any) -> dict[str, Any]:
     """A JSON-ready dict of any task object, never assuming a method on it.
 
     A dataclass (e.g. :class:`~adapt_robot.sim.core.params.TaskParams`) gives its fields, a mapping
-    its
-    items, an object with attributes its public ones, anything else ``{"repr": repr(task)}``.
+    its items, an object with attributes its public ones, anything else ``{"repr": repr(task)}``.
     Numpy values become numbers and lists (an array of more than 64 entries its shape).
     """
     if dataclasses.is_dataclass(task) and not isinstance(task, type):

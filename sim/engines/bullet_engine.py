@@ -119,14 +119,6 @@ class BulletPhysics(Physics):
         scene.build(client, task)
         return int(gid)
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Place bodies and the gripper; return sensors."""
-        if not self.tasks:
-            raise RuntimeError("reset: no tasks set")
-        for i in range(self.batch):
-            self._reset_env(i, rng)
-        return self._read_all()
-
     def reset_envs(
         self,
         rng: np.random.Generator,
@@ -135,7 +127,7 @@ class BulletPhysics(Physics):
     ) -> np.ndarray:
         """Reset envs ``indices`` (rebuilt for new ``tasks`` if given); the others keep going."""
         if not self.tasks:
-            raise RuntimeError("reset_envs: no tasks set")
+            raise RuntimeError("reset: no tasks set")
         for i, task in self.reset_plan(indices, tasks):
             if task is not None and task != self.tasks[i]:
                 self.gripper_ids[i] = self._build(i, task)
@@ -144,6 +136,7 @@ class BulletPhysics(Physics):
         return self._read_all()
 
     def _reset_env(self, i: int, rng: np.random.Generator) -> None:
+        """Place env ``i``'s bodies and gripper (initial-pose noise from ``rng``)."""
         client, scene, task = self.clients[i], self.scenes[i], self.tasks[i]
         init = scene.draw_initial(task, rng)
         q0 = scene.reset(client, task, init)

@@ -23,8 +23,7 @@ calling-thread rollout over a contiguous share of a group; the bindings turn an 
 The envs of a failed share are stepped again one by one: one that fails alone is stopped where
 the step began and reported (:attr:`adapt_robot.sim.core.family.Physics.faulted`, a
 :class:`~adapt_robot.sim.core.family.PhysicsFaultWarning` and :attr:`MujocoPhysics.fault_log`); the
-others
-continue.
+others continue.
 """
 
 from __future__ import annotations
@@ -261,15 +260,6 @@ class MujocoPhysics(Physics):
         self._sensors = np.zeros((self.batch, self.sensor_dim))
         self.faulted[:] = False
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Reset each env to its scene's initial state; return sensors."""
-        if not self.models:
-            raise RuntimeError("reset: no tasks set")
-        for i in range(self.batch):
-            self._reset_env(i, rng)
-        self.faulted[:] = False
-        return self._sensors.copy()
-
     def reset_envs(
         self,
         rng: np.random.Generator,
@@ -278,13 +268,13 @@ class MujocoPhysics(Physics):
     ) -> np.ndarray:
         """Reset envs ``indices`` (to new ``tasks`` if given); the others keep their state."""
         if not self.models:
-            raise RuntimeError("reset_envs: no tasks set")
+            raise RuntimeError("reset: no tasks set")
         plan = self.reset_plan(indices, tasks)
-        new = list(self.tasks)
-        for i, task in plan:
-            if task is not None:
+        changed = [(i, task) for i, task in plan if task is not None and task != self.tasks[i]]
+        if changed:
+            new = list(self.tasks)
+            for i, task in changed:
                 new[i] = task
-        if new != self.tasks:
             # set_tasks regroups the envs by model layout and clears every state: keep the
             # running envs' states (every task's state has the same size).
             state, sensors, faulted = self.state.copy(), self._sensors.copy(), self.faulted.copy()

@@ -5,9 +5,8 @@ meta-RL samplers want (K episodes per task, all tasks at once). An env that term
 (e.g. a broken object) keeps its last observation and gets zero reward until the next reset;
 ``done`` says which. An env whose physics the engine failed to step (a MuJoCo error; see
 :attr:`adapt_robot.sim.core.family.Physics.faulted`) terminates the same way, with zero reward, no
-success
-and ``info["physics_fault"]`` set. The per-step Python is a handful of vectorised numpy calls;
-the physics of all envs advances in one engine call where the engine can batch (MuJoCo's
+success and ``info["physics_fault"]`` set. The per-step Python is a handful of vectorised numpy
+calls; the physics of all envs advances in one engine call where the engine can batch (MuJoCo's
 threaded rollout).
 """
 
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from adapt_robot.sim.core.family import EpisodeState, TaskFamily, episode_success
+from adapt_robot.sim.core.family import EpisodeState, Physics, TaskFamily, episode_success
 from adapt_robot.sim.core.params import TaskParams
 from adapt_robot.sim.core.spec import check_action
 
@@ -42,8 +41,6 @@ class VectorTaskEnv:
         self.done = np.zeros(batch, dtype=bool)
         self.episode_success = np.zeros(batch, dtype=bool)
         """Each env's episode success so far, by the family's ``success_rule``."""
-        self.t = 0
-        """Steps since the last :meth:`reset` of the whole batch."""
         self.elapsed = np.zeros(batch, dtype=np.int64)
         """Steps of each env's current episode (they differ after :meth:`reset_envs`)."""
 
@@ -65,7 +62,6 @@ class VectorTaskEnv:
         self._obs = self.family.observe(sensors, self._state).astype(np.float32)
         self.done[:] = False
         self.episode_success = np.zeros(self.batch, dtype=bool)
-        self.t = 0
         self.elapsed[:] = 0
         return self._obs.copy()
 
@@ -90,8 +86,7 @@ class VectorTaskEnv:
         if idx.min() < 0 or idx.max() >= self.batch or np.unique(idx).size != idx.size:
             raise ValueError(f"indices: expected distinct envs in [0, {self.batch}), got {idx}")
         if tasks is not None:
-            if len(tasks) != idx.size:
-                raise ValueError(f"tasks: expected {idx.size} (one per index), got {len(tasks)}")
+            Physics.reset_plan(idx, tasks)  # one task per index, before any env is touched
             self._check_types(tasks)
         sensors = self.physics.reset_envs(rng, idx, tasks)
         if tasks is not None:
@@ -155,7 +150,6 @@ class VectorTaskEnv:
             self.family.success_rule, self.episode_success, success, live
         )
         terminated = (ended | fault) & live
-        self.t += 1
         self.elapsed += 1
         truncated = (self.elapsed >= self.max_steps) & live & ~terminated
         self.done |= terminated | truncated

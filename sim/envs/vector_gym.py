@@ -2,9 +2,8 @@
 
 ``gymnasium.make_vec(id, num_envs=64)`` builds :class:`TaskVectorEnv` (the ids' registered
 ``vector_entry_point``): one :class:`~adapt_robot.sim.envs.vector.VectorTaskEnv` of ``num_envs``
-envs, so the
-physics of all of them advances in one engine call (MuJoCo's threaded rollout), instead of the
-``SyncVectorEnv`` of single envs that Gymnasium builds otherwise.
+envs, so the physics of all of them advances in one engine call (MuJoCo's threaded rollout), instead
+of the ``SyncVectorEnv`` of single envs that Gymnasium builds otherwise.
 
 Semantics (Gymnasium 1.x):
 
@@ -35,6 +34,9 @@ from adapt_robot.sim.core.family import SPLITS, Split
 from adapt_robot.sim.core.params import TaskParams
 from adapt_robot.sim.envs.vector import VectorTaskEnv
 from adapt_robot.sim.registry import get_family
+
+INFO_KEYS = ("success", "episode_success", "physics_fault")
+"""The per-env entries of ``infos`` (each with its ``_key`` mask)."""
 
 
 class TaskVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
@@ -153,11 +155,11 @@ class TaskVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             reward[idx] = 0.0
             terminated[idx] = False
             truncated[idx] = False
-            for key in ("success", "episode_success", "physics_fault"):
+            for key in INFO_KEYS:
                 info[key][idx] = False
         self._autoreset = terminated | truncated
         infos: dict[str, Any] = {}
-        for key in ("success", "episode_success", "physics_fault"):
+        for key in INFO_KEYS:
             infos[key] = info[key]
             infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
         return obs, reward, terminated, truncated, infos

@@ -10,8 +10,7 @@ The plug-in protocol (also in the README, "Extending"):
 3. :func:`gym_task_family` wraps both into a :class:`~adapt_robot.sim.core.family.TaskFamily` on
 the engine
    ``"gym"``; :func:`adapt_robot.sim.registry.register_family` names it, and a training launch file
-   lists
-   the module that registers it under ``imports:`` so that ``adapt-robot train`` can find it.
+   lists the module that registers it under ``imports:`` so that ``adapt-robot train`` can find it.
 
 The env's own reward is used (``observation_reward`` is False: no ``reward.onnx`` is exported,
 and the robot must be given the reward). There is no scripted expert, so no warm start.
@@ -84,21 +83,16 @@ class GymPhysics(Physics):
             )
         setter(task)
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Reset every env with a seed drawn from ``rng``."""
-        for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
-            self._last[i] = np.concatenate([np.ravel(obs), [0.0, 0.0, 0.0]])
-        self._ended[:] = False
-        return self._last.copy()
-
     def reset_envs(
         self,
         rng: np.random.Generator,
         indices: np.ndarray,
         tasks: Sequence[Any] | None = None,
     ) -> np.ndarray:
-        """Reset envs ``indices`` (``set_task`` first when ``tasks`` are given)."""
+        """Reset envs ``indices``, each with a seed drawn from ``rng``.
+
+        ``set_task`` comes first when ``tasks`` are given.
+        """
         for i, task in self.reset_plan(indices, tasks):
             if task is not None:
                 self._set_task(self.envs[i], task)

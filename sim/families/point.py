@@ -48,18 +48,16 @@ class PointPhysics(Physics):
     def set_tasks(self, tasks: Sequence[TaskParams]) -> None:
         """The goal does not change the physics."""
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Start near the origin (uniform within 1 cm)."""
-        self.pos = rng.uniform(-0.01, 0.01, size=(self.batch, 2))
-        return self.pos.copy()
-
     def reset_envs(
         self,
         rng: np.random.Generator,
         indices: np.ndarray,
         tasks: Sequence[TaskParams] | None = None,
     ) -> np.ndarray:
-        """Restart envs ``indices`` near the origin; the goal does not change the physics."""
+        """Restart envs ``indices`` near the origin (uniform within 1 cm).
+
+        The goal does not change the physics.
+        """
         del tasks
         idx = np.asarray(indices, dtype=np.int64)
         self.pos[idx] = rng.uniform(-0.01, 0.01, size=(idx.size, 2))

@@ -150,8 +150,8 @@ def test_gym_env_draws_a_task_per_reset_until_one_is_set() -> None:
 
 
 def test_gymnasium_module_form_registers_the_ids_in_a_fresh_process() -> None:
-    # "adapt_robot.sim:adapt_robot/Grasp-v0": Gymnasium imports sim (which registers) before making
-    # it.
+    # "adapt_robot.sim:adapt_robot/Grasp-v0": Gymnasium imports adapt_robot.sim (which
+    # registers the ids) before making the env.
     import subprocess
     import sys
 

@@ -8,8 +8,7 @@ robot's own transitions (no reward, no privileged state), exported as ``adapt_st
 
 Training is supervised: the privileged target is the ``theta`` the expert would use
 (:meth:`adapt_robot.sim.core.family.TaskFamily.expert_law_params`), never shown to the robot. One
-iteration
-on ``M`` train tasks:
+iteration on ``M`` train tasks:
 
 1. **Explore:** ``E`` episodes per task acting with ``theta(z0)`` (the robot's first attempts),
    or (``explore: sequential``) each acting with the latent adapted on the episodes before it.
@@ -24,13 +23,12 @@ on ``M`` train tasks:
    ``u*`` is the expert's own ``theta``. The goal ``g`` of the adapted latent (``goal:
    window``, the default) is the point of the task's working window
    (:meth:`adapt_robot.sim.core.family.TaskFamily.law_window`) nearest the first setting
-   ``sg(u(z0))``:
-   a setting that already works is left alone, and a failing one moves just into the window
-   (``goal: expert``: ``g = u*``, as before). ``rho`` is a Huber loss (``student_loss:
+   ``sg(u(z0))``: a setting that already works is left alone, and a failing one moves just into the
+   window (``goal: expert``: ``g = u*``, as before). ``rho`` is a Huber loss (``student_loss:
    huber``): where a batch cannot tell tasks apart (a successful lift, the approach before any
-   contact) its minimiser is the median goal, the unchanged first setting when most first
-   attempts work, not the mean that a squared loss takes, which drifts towards the failures'
-   corrections (``student_loss: squared``: as before).
+   contact) its minimiser is the median goal, the unchanged first setting when most first attempts
+   work, not the mean that a squared loss takes, which drifts towards the failures' corrections
+   (``student_loss: squared``: as before).
 
    ``mu`` encodes the true target into the latent space (RMA's privileged encoder, Kumar et
    al. RSS 2021); the model ``f`` is fitted at the true latent, and ``z0``, the rates and ``f``

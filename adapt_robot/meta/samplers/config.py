@@ -64,8 +64,7 @@ class SamplerConfig:
 
         ``engine``: the engine the sampler resolved (default: ``self.engine``); its env batch
         cap (:func:`adapt_robot.sim.engines.batch_cap`) bounds ``max_envs``. A chunk holds at least
-        one
-        task, so one task's episodes may exceed the cap.
+        one task, so one task's episodes may exceed the cap.
         """
         cap = batch_cap(engine or self.engine or "", self.max_envs)
         by_envs = max(1, cap // episodes_per_task)

@@ -1,16 +1,14 @@
 """The scripted-expert arms: ``expert`` (the oracle) and ``fixed_expert`` (the best robust one).
 
 Both run :func:`adapt_robot.sim.experts.evaluate.run_experts` (batched envs), ``post_episodes``
-episodes per
-task: each task is repeated ``post_episodes`` times in the env list, so episode ``e`` of task
-``i`` is env entry ``i * post_episodes + e``. ``run_experts`` reports success and return per
+episodes per task: each task is repeated ``post_episodes`` times in the env list, so episode ``e``
+of task ``i`` is env entry ``i * post_episodes + e``. ``run_experts`` reports success and return per
 episode, not the step of the first success, so these arms leave ``steps_to_success`` unset.
 
 ``fixed_expert`` uses :mod:`adapt_robot.sim.experts.headroom`: candidate hidden settings from train
-tasks,
-the best one chosen on train-split validation tasks (never on the scored split), then that
-setting substituted into every scored task's hidden fields (visible fields stay true). A task
-for which the substitution is invalid counts as failed episodes with no return (NaN).
+tasks, the best one chosen on train-split validation tasks (never on the scored split), then that
+setting substituted into every scored task's hidden fields (visible fields stay true). A task for
+which the substitution is invalid counts as failed episodes with no return (NaN).
 """
 
 from __future__ import annotations

@@ -15,26 +15,24 @@ or a latched door pulled, the handle dragged off its arc about the hinge) the st
 :mod:`adapt_robot.sim.families.door.task` for the geometry, splits and reward.
 
 Control law (:func:`adapt_robot.sim.families.door.expert.door_law`): the expert is a memoryless,
-batched
-law of the observation and four behaviour parameters ``theta = [hinge, opens, press, width]``:
-hinge side (+1 left, -1 right) and direction (+1 push, -1 pull), acting by their sign (fully
-from magnitude 0.5; nearer 0 they blend towards a straight-line move and towards holding the
-handle without pushing), press the lever before opening (``press > 0``), and the width, which
-sets the arc the handle follows. Latch, damping, friction and spring change nothing it does;
-they change whether a given ``theta`` works. Told the true door it opens 100% of 48 train and
-48 test doors, seeds 0 and 1, in MuJoCo and PyBullet, without a protective stop (peak
-horizontal force 47 N MuJoCo, 51 N PyBullet). The default learner ``law_id``
-(``launch/door_law.yaml``) is this law told ``theta`` decoded from an identified latent.
+batched law of the observation and four behaviour parameters ``theta = [hinge, opens, press,
+width]``: hinge side (+1 left, -1 right) and direction (+1 push, -1 pull), acting by their sign
+(fully from magnitude 0.5; nearer 0 they blend towards a straight-line move and towards holding the
+handle without pushing), press the lever before opening (``press > 0``), and the width, which sets
+the arc the handle follows. Latch, damping, friction and spring change nothing it does; they change
+whether a given ``theta`` works. Told the true door it opens 100% of 48 train and 48 test doors,
+seeds 0 and 1, in MuJoCo and PyBullet, without a protective stop (peak horizontal force 47 N MuJoCo,
+51 N PyBullet). The default learner ``law_id`` (``launch/door_law.yaml``) is this law told ``theta``
+decoded from an identified latent.
 
-Headroom (``python -m adapt_robot.sim.experts.headroom door --engine E --tasks 48``, seed 0): on
-the test
-split the oracle opens 100% of the doors in both engines; the expert told the best fixed hidden
-setting (chosen on 48 train doors: right hinge, pull, latched lever, 0.271 m) opens 14.6%
-(MuJoCo) and 20.8% (PyBullet): 85.4 and 79.2 points of headroom (train split: 70.8 and 77.1).
-The best of 32 fixed ``theta`` (every sign of the three choices, widths 0.22-0.34 m in 4 cm
-steps), chosen on the same train doors, opens 10.4% and 16.7% of the test doors. Before this
-law (the state-machine expert) the same command gave 100 points in both engines: its fixed
-setting opened none of the (wider) test doors.
+Headroom (``python -m adapt_robot.sim.experts.headroom door --engine E --tasks 48``, seed 0): on the
+test split the oracle opens 100% of the doors in both engines; the expert told the best fixed hidden
+setting (chosen on 48 train doors: right hinge, pull, latched lever, 0.271 m) opens 14.6% (MuJoCo)
+and 20.8% (PyBullet): 85.4 and 79.2 points of headroom (train split: 70.8 and 77.1). The best of 32
+fixed ``theta`` (every sign of the three choices, widths 0.22-0.34 m in 4 cm steps), chosen on the
+same train doors, opens 10.4% and 16.7% of the test doors. Before this law (the state-machine
+expert) the same command gave 100 points in both engines: its fixed setting opened none of the
+(wider) test doors.
 """
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ Reward (pure numpy on observations and actions, computable on the robot)::
       - W_ACTION * |a_xyz|^2
 
 with ``angle`` the door angle in ``obs`` and ``angle'``, ``protective_stop'`` in ``next_obs``.
-A protective stop (:mod:`adapt_robot.sim.families.door.protective_stop`: the horizontal force at
-the grip
-point above 70 N, i.e. pushing or pulling the handle against a blocked direction) also ends the
+A protective stop (:mod:`adapt_robot.sim.families.door.protective_stop`: the horizontal force at the
+grip point above 70 N, i.e. pushing or pulling the handle against a blocked direction) also ends the
 episode (:func:`terminated`).
 """
 

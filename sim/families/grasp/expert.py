@@ -88,8 +88,7 @@ def hold_height(half_height: float) -> float:
     """Grip-point height of the grasp, raised where the palm would rest on the object's top.
 
     :func:`~adapt_robot.sim.families.grasp.task.grasp_height` keeps the palm clear only from
-    half-heights of
-    6.5 cm; between 5.5 and 6.5 cm the palm would otherwise press on the top.
+    half-heights of 6.5 cm; between 5.5 and 6.5 cm the palm would otherwise press on the top.
     """
     return max(gt.grasp_height(half_height), 2.0 * half_height - PALM + PALM_GAP)
 

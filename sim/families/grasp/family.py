@@ -6,9 +6,8 @@ than its break force, which is below what a heavy slippery object needs, and its
 narrow (its break force is 1.1-1.6 times the smallest that allows a careful grip). Train objects
 range from 50 g fragile ones to 3 kg slippery ones: no single grip suits most of them (with the
 other parameters known and one fixed hidden setting, the best expert lifts about half the train
-objects; see ``python -m adapt_robot.sim.experts.headroom grasp``), so the squeeze has to be
-adapted to the
-object in hand.
+objects; see ``python -m adapt_robot.sim.experts.headroom grasp``), so the squeeze has to be adapted
+to the object in hand.
 
 The family is engine-agnostic: the engines report raw sensors (gripper 10 + object 10, see
 :mod:`adapt_robot.sim.families.grasp.mujoco_scene`); :meth:`GraspFamily.observe` turns them into the
