@@ -85,3 +85,32 @@ def law_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def law_bundle(law_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(law_run, tmp_path_factory.mktemp("rt_law_bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def rl2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RL² (a GRU policy, its state carried across a trial's episodes) on ``point``, seconds."""
+    from adapt_robot.jobs.train import run_train
+
+    out = tmp_path_factory.mktemp("rt_rl2") / "run"
+    return run_train(str(ROOT / "launch" / "smoke_rl2.yaml"), [f"out_dir={out}"], resume=False)
+
+
+@pytest.fixture(scope="session")
+def rl2_bundle(rl2_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(rl2_run, tmp_path_factory.mktemp("rt_rl2_bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def rl2_grasp_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-iteration RL² grasp bundle (it carries reward.onnx, so the robot can feed the
+    policy rewards computed on the device)."""
+    from adapt_robot.jobs.train import run_train
+
+    out = tmp_path_factory.mktemp("rt_rl2_grasp") / "run"
+    run = run_train(
+        str(ROOT / "launch" / "smoke_rl2.yaml"),
+        [f"out_dir={out}", "family=grasp", "budget.iterations=1", "sampler.tasks_per_iter=2"],
+        resume=False,
+    )
+    return export(run, tmp_path_factory.mktemp("rt_rl2_grasp_bundle") / "b")

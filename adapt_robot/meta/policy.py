@@ -52,6 +52,12 @@ class PolicyConfig:
     context_dim: int = setting(4, doc="Size of the context vector (adapt: context only).", ge=1)
     normalize_obs: bool = setting(True, doc="Normalise observations with running statistics.")
     obs_clip: float = setting(10.0, doc="Clip normalised observations to +-this.", gt=0)
+    reward_scale: float = setting(
+        0.1,
+        doc="Recurrent policies (rl2): the previous reward enters the network multiplied by "
+        "this (then clipped to +-obs_clip); unused by memoryless policies.",
+        gt=0,
+    )
     module: str = setting(
         "",
         doc="Your own mean network instead of the MLP: 'package.module:function', a function "

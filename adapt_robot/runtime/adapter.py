@@ -41,6 +41,7 @@ from adapt_robot.runtime.adaptation import (
 )
 from adapt_robot.runtime.buffer import Episodes, TransitionBuffer
 from adapt_robot.runtime.bundle import Bundle, graph_metadata
+from adapt_robot.runtime.memory import RecurrentMemory
 from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
 from adapt_robot.runtime.safety import (
     ActionClip,
@@ -97,9 +98,15 @@ class OnlineAdapter:
         b = self.bundle
         policy_session = create_session(b.graph_bytes("policy"), self.providers, settings)
         self.providers = _active_providers(self.providers, policy_session.get_providers())
-        step_session = create_session(b.graph_bytes("adapt_step"), self.providers, settings)
-        self._inner = InnerLoop(step_session, m, b.lrs, safety)
         o, a = m.observation.dim, m.action.dim
+        self._memory: RecurrentMemory | None = None
+        """A recurrent bundle's state and feedback (it adapts in them: no inner step)."""
+        self._inner: InnerLoop | None = None
+        if m.memory.recurrent:
+            self._memory = RecurrentMemory(m.memory, a, safety.max_abs_reward)
+        else:
+            step_session = create_session(b.graph_bytes("adapt_step"), self.providers, settings)
+            self._inner = InnerLoop(step_session, m, b.lrs, safety)
         self._meta: dict[str, np.ndarray] = dict(b.params)
         self._params = self._meta
         self._bound = self._params
@@ -121,10 +128,12 @@ class OnlineAdapter:
         np.copyto(self._action[0], self._zero)
         self._held = self._zero.copy()
         """The last action sent for a good observation (``fault_action: hold``)."""
+        memory_in = {} if self._memory is None else self._memory.inputs()
+        memory_out = {} if self._memory is None else self._memory.outputs()
         self._policy = BoundRunner(
             policy_session,
-            {"obs": self._guard.buffer, **self._params},
-            {"action_mean": self._mean, "action_log_std": self._log_std},
+            {"obs": self._guard.buffer, **memory_in, **self._params},
+            {"action_mean": self._mean, "action_log_std": self._log_std, **memory_out},
         )
         self._rng = np.random.default_rng(seed)
         self._acts = 0
@@ -183,6 +192,8 @@ class OnlineAdapter:
             "last_reward": float("nan"),
             "last_success": 0,
             "kept_on_success": 0,
+            "adapts_in_state": int(self._memory is not None),
+            "state_faults": 0,
         }
 
     # ------------------------------------------------------------------ control thread
@@ -193,10 +204,18 @@ class OnlineAdapter:
         the safe action (``SafetyConfig.fault_action``); it is not recorded for adaptation. The
         action is checked once more after the clip: one that is still not finite (which
         validated bounds cannot give, so something else broke) is counted in
-        ``action_faults``, answered with the safe action and not recorded either.
+        ``action_faults``, answered with the safe action and not recorded either. A recurrent
+        bundle's state advances with every policy run; a non-finite next state is counted in
+        ``state_faults``, the old state kept and the safe action sent.
         """
         if self._closed:
             raise RuntimeError("OnlineAdapter.act: the adapter is closed")
+        action = self._act(obs)
+        if self._memory is not None:
+            self._memory.sent(action)
+        return action
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
         self._acts += 1
         self._pending = True
         if not self._guard.load(obs):
@@ -210,6 +229,10 @@ class OnlineAdapter:
                 self._policy.bind_input(name, value)
             self._bound = params
         self._policy.run()
+        if self._memory is not None and not self._memory.advance():
+            self._stats["state_faults"] += 1
+            self._pending_ok = False
+            return self._safe_action()
         sample = self._sample
         if self.deterministic:
             np.copyto(sample, self._mean[0])
@@ -270,6 +293,7 @@ class OnlineAdapter:
         if flag is None or (success is not None and ok is None):
             self.counters.observe_faults += 1
         done = True if flag is None else flag
+        r = float("nan")
         if self._pending_ok:
             r = self._device_reward(next_obs) if reward is None else _as_float(reward)
             if not abs(r) <= self.safety.max_abs_reward:  # also catches NaN
@@ -278,6 +302,8 @@ class OnlineAdapter:
             self._buffer.add(self._guard.buffer[0], self._sample, r, done)
         elif done:
             self._buffer.end_episode()
+        if self._memory is not None:
+            self._memory.record(r, done)
         if success is not None:
             self._episode_ok = self._episode_ok or bool(ok)
         elif reward is None:
@@ -309,6 +335,8 @@ class OnlineAdapter:
         return float(self._reward_out[0])
 
     def _maybe_adapt(self) -> None:
+        if self._memory is not None:  # adapts in its state, at every act()
+            return
         if isinstance(self.mode, EpisodicMode):
             if self.mode.once and self._adapted_once:
                 return
@@ -339,6 +367,9 @@ class OnlineAdapter:
     def reset_to_meta(self) -> None:
         """A new object or door: meta-parameters back, experience cleared.
 
+        A recurrent bundle's state goes back to zeros here, and only here (episode ends keep
+        it: that is how it adapts).
+
         An adaptation still running finishes but its result is discarded.
         """
         with self._swap_lock:
@@ -352,6 +383,8 @@ class OnlineAdapter:
         self._episode_ok = self._last_episode_ok = False
         np.copyto(self._action[0], self._zero)
         np.copyto(self._held, self._zero)
+        if self._memory is not None:
+            self._memory.reset()
         self._stats["resets"] += 1
 
     # ------------------------------------------------------------------ adaptation
@@ -383,11 +416,21 @@ class OnlineAdapter:
             )
         return episodes, self._generation
 
+    def _check_gradient(self, what: str) -> InnerLoop:
+        if self._inner is None:
+            raise RuntimeError(
+                f"OnlineAdapter.{what}: bundle {self.bundle.root} adapts in its recurrent state "
+                "(manifest memory.kind: recurrent; RL2): there is no gradient step to run. Its "
+                "state carries across episodes by itself; reset_to_meta() for a new object."
+            )
+        return self._inner
+
     def _run(self, episodes: Episodes, generation: int, stop: Stop) -> AdaptResult:
+        inner = self._check_gradient("adapt")
         with self._adapt_lock:
             self._stats["adapt_attempts"] += 1
             try:
-                new, result = self._inner.run(self._meta, episodes, self._steps, stop)
+                new, result = inner.run(self._meta, episodes, self._steps, stop)
             except Exception:
                 self._stats["adapt_errors"] += 1
                 logger.exception("adaptation failed; the parameters are unchanged")
@@ -424,6 +467,7 @@ class OnlineAdapter:
         """
         if self._closed:
             raise RuntimeError("OnlineAdapter.adapt: the adapter is closed")
+        self._check_gradient("adapt")
         episodes, generation = self._take_batch()
         if self._keeps_success():
             return self._kept(episodes)
@@ -457,6 +501,7 @@ class OnlineAdapter:
         """Adapt on the background worker; returns the running adaptation's future if any."""
         if self._closed:
             raise RuntimeError("OnlineAdapter.adapt_async: the adapter is closed")
+        self._check_gradient("adapt_async")
         if self._future is not None and not self._future.done():
             return self._future
         episodes, generation = self._take_batch()
@@ -503,6 +548,11 @@ class OnlineAdapter:
         """
         from adapt_robot.runtime.frozen import freeze_policy
 
+        if self._memory is not None:
+            raise ValueError(
+                f"snapshot: bundle {self.bundle.root} is recurrent; what it learnt of this object "
+                "is in its state, and a frozen graph is a memoryless obs -> actions map"
+            )
         with self._swap_lock:
             params, version = self._params, int(self._stats["params_version"])
         m = self.bundle.manifest

@@ -50,6 +50,7 @@ IOSpec = list[tuple[str, list[Dim], str, str]]
 """Expected ``(name, shape, onnx type, manifest fields the shape comes from)``, in order."""
 
 REQUIRED_GRAPHS = ("policy", "adapt_step")
+"""The graphs every bundle of a gradient learner carries (a recurrent one: ``policy`` only)."""
 FLOAT = "tensor(float)"
 BOOL = "tensor(bool)"
 OBS = "observation.dim"
@@ -72,6 +73,20 @@ def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
             ("action_mean", [None, a], FLOAT, ACT),
             ("action_log_std", [a], FLOAT, ACT),
         ]
+        mem = manifest.memory
+        if mem.recurrent:
+            h = mem.state_dim
+            widths = {
+                "prev_action": (a, ACT),
+                "prev_reward": (1, "memory.feedback"),
+                "episode_start": (1, "memory.feedback"),
+            }
+            feedback: IOSpec = [
+                (name, [None, widths[name][0]], FLOAT, widths[name][1]) for name in mem.feedback
+            ]
+            state: IOSpec = [(mem.state_input, [None, h], FLOAT, "memory.state_dim")]
+            inputs = [inputs[0], *feedback, *state, *params]
+            outputs.append((mem.state_output, [None, h], FLOAT, "memory.state_dim"))
     elif key == "adapt_step":
         rates: IOSpec = [
             (
@@ -112,6 +127,11 @@ def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
             "policy, adapt_step, reward, policy_fp16)"
         )
     return inputs, outputs
+
+
+def required_graphs(manifest: Manifest) -> tuple[str, ...]:
+    """The graphs ``manifest`` must list: no ``adapt_step`` for a recurrent policy."""
+    return ("policy",) if manifest.memory.recurrent else REQUIRED_GRAPHS
 
 
 def _declared_shape(shape: Sequence[object]) -> list[Dim]:
@@ -293,7 +313,7 @@ class Bundle:
         verified = read_bundle(root)
         manifest, arrays, blobs = verified.manifest, verified.arrays, verified.blobs
         source = root / MANIFEST
-        for graph in REQUIRED_GRAPHS:
+        for graph in required_graphs(manifest):
             if graph not in manifest.graphs:
                 raise BundleError(f"{source}: graphs.{graph}: missing field")
         if manifest.observation_reward and "reward" not in manifest.graphs:

@@ -4,8 +4,10 @@ A bundle is a directory written by ``export/`` and read on the robot::
 
     bundle.lock        sha256 of manifest.yaml and of every file it lists, one digest over all
     manifest.yaml      this module's :class:`Manifest`, as YAML
-    policy.onnx        obs + params -> action mean, log std
-    adapt_step.onnx    params + rates + batch -> new adapted params, loss, grad norm
+    policy.onnx        obs + params -> action mean, log std (a recurrent policy: also the
+                       feedback inputs and its state in, the next state out)
+    adapt_step.onnx    params + rates + batch -> new adapted params, loss, grad norm (absent
+                       when the policy adapts in its recurrent state: memory.kind recurrent)
     reward.onnx        obs, action, next_obs -> reward, success (observation-reward families)
     params.npz         meta-parameters (training names, training order) and inner rates
     policy_fp16.onnx   optional half-precision policy (same inputs and outputs)
@@ -59,11 +61,13 @@ from adapt_robot.runtime.bundle_files import (
 )
 from adapt_robot.runtime.safety import AcceptanceConfig
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bundle format version written by this code; a bundle with another version is refused.
 
-3: ``bundle.lock`` (sha256 of the manifest and every file, one digest over them) written last
-and checked first. 2: ``acceptance`` section added, ``inner_loop.lr_summary`` dropped (derived
+4: ``memory`` section (a recurrent policy's state and feedback inputs; RL² bundles carry no
+``adapt_step.onnx``), ``policy.type: gru``, ``inner_loop.loss: none``. 3: ``bundle.lock``
+(sha256 of the manifest and every file, one digest over them) written last and checked
+first. 2: ``acceptance`` section added, ``inner_loop.lr_summary`` dropped (derived
 from ``params.npz``), every field type-checked and bounded."""
 MANIFEST = "manifest.yaml"
 POLICY_ONNX = "policy.onnx"
@@ -156,7 +160,7 @@ class NormalizerSpec:
                 raise FieldError(f"var[{i}]", f"expected a value >= 0, got {v!r}")
 
 
-PolicyKind = Literal["gaussian_mlp", "control_law", "module"]
+PolicyKind = Literal["gaussian_mlp", "control_law", "module", "gru"]
 """The policy classes a bundle may carry (``policy.type``)."""
 
 
@@ -168,7 +172,9 @@ class PolicySpec:
     """Policy class: ``gaussian_mlp`` (a tanh-squashed MLP), ``control_law`` (the family's
     scripted control law told its behaviour parameters by the decoded latent ``context``;
     ``hidden`` are then the decoder's widths) or ``module`` (a user's ``torch.nn.Module`` mean
-    network, tanh-squashed; ``hidden`` and ``activation`` do not describe it: the graph does)."""
+    network, tanh-squashed; ``hidden`` and ``activation`` do not describe it: the graph does)
+    or ``gru`` (RL²: a GRU of width ``hidden[0]`` over the trial input, then a head MLP of
+    widths ``hidden[1:]``; see ``memory``)."""
     hidden: list[int]
     """Hidden layer widths (each >= 1; empty for ``module``)."""
     activation: Literal["tanh", "relu"]
@@ -240,11 +246,71 @@ class InnerLoopSpec:
     """Ridge regularisation of the baseline fit."""
     normalize_adv: bool
     """Whether advantages are normalised per batch."""
-    loss: Literal["policy_gradient", "identification"] = "policy_gradient"
+    loss: Literal["policy_gradient", "identification", "none"] = "policy_gradient"
     """Inner loss of ``adapt_step.onnx``, which says what batch the robot builds:
     ``policy_gradient`` (inputs ``obs, act, adv, mask``: advantages from the rewards, MAML and
-    the other gradient learners) or ``identification`` (inputs ``obs, act, next_obs, mask``:
-    the robot's own transitions, no reward; the latent learner adapts ``context``)."""
+    the other gradient learners), ``identification`` (inputs ``obs, act, next_obs, mask``:
+    the robot's own transitions, no reward; the latent learner adapts ``context``) or ``none``
+    (no ``adapt_step.onnx``: the policy adapts in its recurrent state, ``memory.kind:
+    recurrent``; the other inner-loop fields then describe no step)."""
+
+
+MEMORY_FEEDBACK = ("prev_action", "prev_reward", "episode_start")
+"""The feedback inputs of a recurrent ``policy.onnx``, in order (after ``obs``)."""
+MEMORY_STATE_INPUT = "state"
+MEMORY_STATE_OUTPUT = "next_state"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemorySpec:
+    """What the policy remembers between steps, and what the robot feeds it.
+
+    ``kind: none`` (a memoryless policy): ``state_dim`` 0 and no names. ``kind: recurrent``
+    (RL²): ``policy.onnx`` takes ``obs``, the ``feedback`` inputs and ``state`` and returns
+    ``next_state`` after the action outputs; the robot feeds ``next_state`` back as ``state``
+    at its next step and resets it to zeros only for a new task (``reset: new_task``), never
+    at an episode end.
+    """
+
+    kind: Literal["none", "recurrent"]
+    """``none`` or ``recurrent``."""
+    state_dim: int = field(metadata=bounds(ge=0))
+    """Width of the state (0 for ``none``)."""
+    state_input: str
+    """Name of the state input of ``policy.onnx`` (``state``; empty for ``none``)."""
+    state_output: str
+    """Name of the next-state output (``next_state``; empty for ``none``)."""
+    feedback: list[str]
+    """Feedback inputs, in order: ``prev_action [B, A]`` (the action sent at the previous
+    step, 0 at an episode start), ``prev_reward [B, 1]`` (its reward, 0 at an episode start)
+    and ``episode_start [B, 1]`` (1 on an episode's first step, else 0). Empty for ``none``."""
+    reward_scale: float = field(metadata=bounds(gt=0))
+    """The graph multiplies ``prev_reward`` by this (then clips it); for information."""
+    reset: Literal["new_task"]
+    """When the state goes back to zeros: at a new task (``reset_to_meta()``) only."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "none":
+            if self.state_dim or self.state_input or self.state_output or self.feedback:
+                raise FieldError(
+                    "kind", "a memoryless policy (none) has state_dim 0 and no state names"
+                )
+            return
+        if self.state_dim < 1:
+            raise FieldError("state_dim", "expected >= 1 for a recurrent policy")
+        want = (MEMORY_STATE_INPUT, MEMORY_STATE_OUTPUT, list(MEMORY_FEEDBACK))
+        got = (self.state_input, self.state_output, list(self.feedback))
+        if got != want:
+            raise FieldError(
+                "kind",
+                f"a recurrent policy has state_input {want[0]!r}, state_output {want[1]!r} and "
+                f"feedback {want[2]}, got {got[0]!r}, {got[1]!r}, {got[2]}",
+            )
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy carries a state (and adapts in it)."""
+        return self.kind == "recurrent"
 
 
 def _check_file_name(field_path: str, name: str) -> None:
@@ -292,11 +358,14 @@ class Manifest:
     """Parameters in canonical order (ONNX input order and ``params.npz`` key order)."""
     inner_loop: InnerLoopSpec
     """Inner-loop settings."""
+    memory: MemorySpec
+    """The policy's recurrent state and feedback inputs (``kind: none`` when memoryless)."""
     acceptance: AcceptanceConfig
     """The acceptance rule's settings: the adapter's default ``SafetyConfig`` (and what
     ``adapt-robot eval`` judged with)."""
     graphs: dict[str, GraphSpec]
-    """``policy``, ``adapt_step``, optional ``reward`` and ``policy_fp16``."""
+    """``policy``, ``adapt_step`` (absent for a recurrent policy), optional ``reward`` and
+    ``policy_fp16``."""
     reward_note: str
     """Why ``reward.onnx`` is absent, or what it computes."""
     opset: int = field(metadata=bounds(ge=1))
@@ -327,6 +396,18 @@ class Manifest:
             if p.name in seen:
                 raise FieldError(f"parameters[{i}].name", f"{p.name!r} is listed twice")
             seen.add(p.name)
+        adapted = [p.name for p in self.parameters if p.adapted]
+        if self.memory.recurrent:
+            if "adapt_step" in self.graphs or adapted or self.inner_loop.loss != "none":
+                raise FieldError(
+                    "memory.kind",
+                    "a recurrent policy adapts in its state: no graphs.adapt_step, no adapted "
+                    "parameter and inner_loop.loss none",
+                )
+        elif self.inner_loop.loss == "none":
+            raise FieldError(
+                "inner_loop.loss", "none is for a recurrent policy (memory.kind recurrent)"
+            )
         for name, digest in self.files.items():
             _check_file_name(f"files.{name}", name)
             if not SHA256_HEX.match(digest):

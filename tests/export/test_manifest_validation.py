@@ -149,7 +149,7 @@ def test_export_writes_the_acceptance_rule_and_no_second_copy_of_the_rates(
     smoke_bundle: Path,
 ) -> None:
     data = yaml.safe_load((smoke_bundle / bf.MANIFEST).read_text())
-    assert data["format_version"] == bf.FORMAT_VERSION == 3
+    assert data["format_version"] == bf.FORMAT_VERSION == 4
     assert (smoke_bundle / "bundle.lock").is_file()
     assert data["acceptance"] == {
         "max_update_norm": 10.0,

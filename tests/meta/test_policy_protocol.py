@@ -26,6 +26,7 @@ from adapt_robot.meta.policy_protocol import (
     protocol_members,
     unroll,
 )
+from adapt_robot.meta.recurrent_policy import GRUPolicy, trial_input
 from adapt_robot.meta.samplers.config import SamplerConfig
 from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.sim.registry import get_family
@@ -132,38 +133,54 @@ def test_the_inner_step_differentiates_through_the_recurrence() -> None:
 
 
 def test_policy_onnx_carries_the_state_in_and_out(tmp_path: Path) -> None:
-    pol, params = gru(seed=2, dtype=torch.float32)
+    pol = GRUPolicy(OBS, ACT, PolicyConfig(hidden=(H, 4)))
+    gen = torch.Generator().manual_seed(2)
+    params = {
+        k: v + 0.3 * torch.randn(v.shape, generator=gen) for k, v in pol.init_params(gen).items()
+    }
     rng = np.random.default_rng(0)
     pol.normalizer.mean, pol.normalizer.var = rng.normal(size=OBS), rng.uniform(0.5, 2, OBS)
     low, high = -np.ones(ACT, np.float32), np.ones(ACT, np.float32)
     path = tmp_path / "policy.onnx"
     inputs, outputs = graphs.export_policy(path, pol, params, low, high)
-    assert inputs == ["obs", "state", *params]
+    assert inputs == ["obs", "prev_action", "prev_reward", "episode_start", "state", *params]
     assert outputs == ["action_mean", "action_log_std", "next_state"]
     assert parity.check_policy(path, pol, params, low, high, rng) <= parity.RTOL_FP32
     # The check can fail: a graph fed a stale state disagrees.
     sess = parity.session(path)
-    obs = rng.normal(size=(3, OBS)).astype(np.float32)
-    flat = {k: v.numpy() for k, v in params.items()}
+    feed = {
+        "obs": rng.normal(size=(3, OBS)).astype(np.float32),
+        "prev_action": rng.uniform(-1, 1, (3, ACT)).astype(np.float32),
+        "prev_reward": rng.normal(size=(3, 1)).astype(np.float32),
+        "episode_start": np.zeros((3, 1), np.float32),
+    }
+    flat = {k: v.detach().numpy() for k, v in params.items()}
     zero = np.zeros((3, H), np.float32)
-    _, _, h1 = sess.run(None, {"obs": obs, "state": zero, **flat})
-    m_carried = sess.run(None, {"obs": obs, "state": h1, **flat})[0]
+    _, _, h1 = sess.run(None, {**feed, "state": zero, **flat})
+    m_carried = sess.run(None, {**feed, "state": h1, **flat})[0]
+    x = trial_input(*(torch.as_tensor(v) for v in feed.values()))
     with torch.no_grad():
-        _, _, t1 = pol.forward(params, torch.as_tensor(obs))
-        want = pol.forward(params, torch.as_tensor(obs), t1)[0].numpy()
+        _, _, t1 = pol.forward(params, x)
+        want = pol.forward(params, x, t1)[0].numpy()
     assert parity.rel_err(m_carried, want) <= parity.RTOL_FP32
-    m_stale = sess.run(None, {"obs": obs, "state": zero, **flat})[0]
+    m_stale = sess.run(None, {**feed, "state": zero, **flat})[0]
     assert parity.rel_err(m_stale, want) > 1e-3
 
 
-def test_a_recurrent_policy_gets_no_bundle_and_no_batched_sampler() -> None:
+def test_a_recurrent_policy_must_read_the_trial_input_and_gets_no_batched_sampling() -> None:
     pol = TinyGRUPolicy(OBS, ACT)
     with pytest.raises(ExportError, match=r"kind 'tiny_gru' is not a policy.type"):
         check_exportable(pol, "run")
-    pol.kind = "module"  # a kind the format knows: the state is what stops it
-    with pytest.raises(ExportError, match=r"carries a recurrent state \(state_dim 5\)"):
-        check_exportable(pol, "run")
+    pol.kind = "module"  # a kind the format knows: its input is what stops it
+    with pytest.raises(ExportError, match=r"recurrent state \(state_dim 5\) but reads 3 inputs"):
+        check_exportable(pol, "run", OBS + ACT + 2)
+    check_exportable(GRUPolicy(OBS, ACT, PolicyConfig(hidden=(H,))), "run", OBS + ACT + 2)
     family = get_family("point")
     dims = TinyGRUPolicy(family.obs_spec.dim, family.action_spec.dim)
+    sampler = Sampler(family, dims, SamplerConfig())
     with pytest.raises(ValueError, match=r"is recurrent \(state_dim 5\)"):
-        Sampler(family, dims, SamplerConfig())
+        sampler.sample(
+            dims.init_params(torch.Generator()),
+            family.sample_tasks(np.random.default_rng(0), 1, "train"),
+            np.random.default_rng(0),
+        )

@@ -98,8 +98,15 @@ def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
         run_train(SMOKE, [*TINY, f"out_dir={tmp_path}", "budget.iterations=1"], resume=False)
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
-    overrides = [*TINY, "budget.iterations=30"]
+@pytest.mark.parametrize(
+    "algo",
+    [[], ["algo={name: rl2, trial_episodes: 2, dagger_iterations: 10}"]],
+    ids=["maml", "rl2"],
+)
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path, algo: list[str]) -> None:
+    """Killed mid-run and resumed: the same curve and parameters as a run never killed (RL²:
+    across its switch from DAgger to PPO, with its value function and schedule restored)."""
+    overrides = [*TINY, "budget.iterations=30", *algo]
     killed = tmp_path / "killed"
     code = (
         "import sys\n"
@@ -211,6 +218,7 @@ def test_reptile_fields_validated_against_reptile_config(tmp_path: Path) -> None
         "{name: maml, meta_sgd: true, outer_lr: 0.01}",
         "{name: maml, first_order: true, inner_steps: 2}",
         "{name: maml, lvc: true}",
+        "{name: rl2, trial_episodes: 2, dagger_iterations: 1, bc_coef: 0.5}",
     ],
 )
 def test_every_algorithm_runs_and_checkpoints(tmp_path: Path, algo: str) -> None:

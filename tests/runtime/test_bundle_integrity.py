@@ -79,9 +79,9 @@ def test_an_edited_lock_is_refused(point_bundle_copy: Path) -> None:
         ('{"format_version": NaN, "files": {}, "sha256": ""}', "not the JSON index"),
         ('{"files": {}}', "expected the keys"),
         ('{"format_version": 2, "files": {}, "sha256": ""}', "bundle has version 2"),
-        ('{"format_version": 3, "files": [], "sha256": ""}', "files: expected a mapping"),
-        ('{"format_version": 3, "files": {"../x": "' + "0" * 64 + '"}, "sha256": ""}', "files"),
-        ('{"format_version": 3, "files": {}, "sha256": ""}', "expected manifest.yaml listed"),
+        ('{"format_version": 4, "files": [], "sha256": ""}', "files: expected a mapping"),
+        ('{"format_version": 4, "files": {"../x": "' + "0" * 64 + '"}, "sha256": ""}', "files"),
+        ('{"format_version": 4, "files": {}, "sha256": ""}', "expected manifest.yaml listed"),
     ],
     ids=[
         "text",

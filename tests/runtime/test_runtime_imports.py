@@ -3,7 +3,8 @@
 A robot installs ``adapt-robot`` without the ``train`` extra. A subprocess blocks those
 packages with a ``sys.meta_path`` finder, imports every module of ``adapt_robot.runtime``,
 loads a bundle and runs the whole adapter: act, observe (with the reward given, and computed
-by ``reward.onnx``), adapt synchronously and in the background.
+by ``reward.onnx``), adapt synchronously and in the background; for an RL² bundle, a trial of
+two episodes with the recurrent state carried (and ``adapt()`` refused: it has no step).
 """
 
 from __future__ import annotations
@@ -58,6 +59,27 @@ SCRIPT = textwrap.dedent(
         bundle = rt.Bundle.load(path)
         m = bundle.manifest
         il = m.inner_loop
+        if m.memory.recurrent:  # RL2: a trial of two episodes, the state carried; no step
+            adapter = rt.OnlineAdapter(bundle, seed=0)
+            obs = np.zeros(m.observation.dim, dtype=np.float32)
+            for t in range(2 * il.horizon):
+                action = adapter.act(obs)
+                assert np.all(np.isfinite(action))
+                nxt = obs + 0.001 * np.ones_like(obs)
+                reward = None if bundle.has_reward else 0.5
+                adapter.observe(reward, done=(t + 1) % il.horizon == 0, next_obs=nxt)
+                obs = nxt
+            stats = adapter.stats()
+            assert stats["adapts_in_state"] == 1 and stats["adapt_attempts"] == 0, stats
+            try:
+                adapter.adapt()
+            except RuntimeError as err:
+                assert "recurrent state" in str(err)
+            else:
+                raise SystemExit("adapt() ran on a recurrent bundle")
+            adapter.close()
+            print(m.family, "recurrent", stats["episodes"])
+            continue
         adapter = rt.OnlineAdapter(bundle, mode=rt.EpisodicMode(episodes=1), seed=0)
         rng = np.random.default_rng(0)
         obs = rng.normal(size=m.observation.dim).astype(np.float32) * 0.01
@@ -86,10 +108,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_runtime_runs_without_the_training_stack(point_bundle: Path, grasp_bundle: Path) -> None:
+def test_runtime_runs_without_the_training_stack(
+    point_bundle: Path, grasp_bundle: Path, rl2_grasp_bundle: Path
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bundles = [str(b) for b in (point_bundle, grasp_bundle, rl2_grasp_bundle)]
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, ",".join(BLOCKED), str(point_bundle), str(grasp_bundle)],
+        [sys.executable, "-c", SCRIPT, ",".join(BLOCKED), *bundles],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -100,3 +125,4 @@ def test_runtime_runs_without_the_training_stack(point_bundle: Path, grasp_bundl
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "runtime-ok" in proc.stdout
     assert "point" in proc.stdout and "grasp" in proc.stdout
+    assert "grasp recurrent 2" in proc.stdout

@@ -215,3 +215,35 @@ def test_best_adaptive_names_the_top_arm_per_stage_with_its_gap(
     gaps = {g["arm"]: g for g in board["gap_closed"]}
     assert gaps["a"]["value"] == pytest.approx(0.5)
     assert gaps["a"]["bootstrap"]["resamples"] == cfg.report.bootstrap
+
+
+def test_a_recurrent_bundle_is_scored_on_k_episodes_of_experience_per_scored_episode(
+    rl2_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RL²: each scored episode of after_k starts a new task and follows k carried episodes."""
+    from adapt_robot.scoreboard.arms import bundle as bundle_arm
+    from adapt_robot.sim.registry import get_family
+
+    played: list[int] = []
+    real_run = bundle_arm.run_episode
+
+    def counting(robot: object, adapter: object, **kw: object) -> object:
+        played.append(1)
+        return real_run(robot, adapter, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bundle_arm, "run_episode", counting)
+    family = get_family("point")
+    tasks = family.sample_tasks(np.random.default_rng(5), 2, "test")
+    settings = ScoreSettings(split="test", post_episodes=2)
+    counts = {}
+    for stage in ADAPTIVE_STAGES:
+        played.clear()
+        spec = BundleSpec(
+            name="rl2", kind="adaptive", type="bundle", bundle=str(rl2_bundle), stages=(stage,)
+        )
+        result = BundleArm(spec, settings).score(family, "numpy", tasks, seed=4)
+        counts[stage] = len(played)
+        assert result.stages[stage].adapt_ms.size == 0  # no gradient step ran
+        assert "recurrent bundle" in result.notes[0]
+    # 2 tasks x 2 scored episodes x (k + 1) episodes each.
+    assert counts == {"before": 4, "after_1": 8, "after_2": 12, "after_3": 16, "first_attempt": 4}

@@ -6,8 +6,9 @@ from adapt_robot.meta.algorithms.law import LawConfig, LawID
 from adapt_robot.meta.algorithms.maml import MAML, MAMLConfig
 from adapt_robot.meta.algorithms.ppo_dr import PPODR, PPODRConfig
 from adapt_robot.meta.algorithms.reptile import Reptile, ReptileConfig
+from adapt_robot.meta.algorithms.rl2 import RL2, RL2Config
 
-AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig | LatentConfig | LawConfig
+AlgoConfig = MAMLConfig | ReptileConfig | PPODRConfig | LatentConfig | LawConfig | RL2Config
 """Any algorithm config (the ``name`` field says which)."""
 
 ALGORITHMS: dict[str, tuple[type, type[Learner]]] = {
@@ -16,6 +17,7 @@ ALGORITHMS: dict[str, tuple[type, type[Learner]]] = {
     "ppo_dr": (PPODRConfig, PPODR),
     "latent_id": (LatentConfig, LatentID),
     "law_id": (LawConfig, LawID),
+    "rl2": (RL2Config, RL2),
 }
 """Algorithm name -> (config class, learner class)."""
 
@@ -23,6 +25,7 @@ __all__ = [
     "ALGORITHMS",
     "MAML",
     "PPODR",
+    "RL2",
     "AlgoConfig",
     "LatentConfig",
     "LatentID",
@@ -31,6 +34,7 @@ __all__ = [
     "Learner",
     "MAMLConfig",
     "PPODRConfig",
+    "RL2Config",
     "Reptile",
     "ReptileConfig",
     "TrainingDiverged",

@@ -88,8 +88,9 @@ class Rollouts:
 class Sampler:
     """Batched rollouts of one family with a memoryless policy, in this process.
 
-    The ``K`` episodes of a task run side by side, so a recurrent policy (whose state must be
-    carried from one episode of a task to the next) is refused.
+    The ``K`` episodes of a task run side by side, so :meth:`sample` refuses a recurrent policy
+    (whose state must be carried from one episode of a task to the next); such a learner (rl2)
+    keeps the sampler for its family, engine and settings and plays its own trials.
     """
 
     physics_threads: int | None = None
@@ -101,16 +102,12 @@ class Sampler:
         self.cfg = cfg
         self.engine = cfg.engine or family.engines[0]
         family.check_engine(self.engine)
-        if policy.obs_dim != family.obs_spec.dim or policy.act_dim != family.action_spec.dim:
+        if policy.state_dim == 0 and (
+            policy.obs_dim != family.obs_spec.dim or policy.act_dim != family.action_spec.dim
+        ):
             raise ValueError(
                 f"policy dims ({policy.obs_dim}, {policy.act_dim}) do not match family "
                 f"{family.name!r} ({family.obs_spec.dim}, {family.action_spec.dim})"
-            )
-        if policy.state_dim != 0:
-            raise ValueError(
-                f"sampler: {type(policy).__name__} is recurrent (state_dim {policy.state_dim}); "
-                "this sampler runs the episodes of a task side by side and cannot carry a state "
-                "from one to the next"
             )
         self._runner: ChunkRunner | None = None
         self.last_chunk_seconds: list[float] = []
@@ -178,6 +175,13 @@ class Sampler:
         (``per_task=True``) one mapping whose tensors have a leading task axis ``[M, ...]``.
         Draws exactly one integer from ``rng`` (the call's seed).
         """
+        if self.policy.state_dim != 0:
+            raise ValueError(
+                f"sampler: {type(self.policy).__name__} is recurrent (state_dim "
+                f"{self.policy.state_dim}); this sampler runs the episodes of a task side by side "
+                "and cannot carry a state from one to the next (a recurrent learner, rl2, plays "
+                "its own trials)"
+            )
         k = episodes_per_task or self.cfg.episodes_per_task
         m = len(tasks)
         if m == 0:

@@ -20,6 +20,11 @@ the meta-parameters (``reset_to_meta()``, experience cleared):
   the measured compute (``adapt_ms``) says how many ticks that is at a given rate.
 
 Adapting synchronously makes the scores reproducible (the same seed gives the same figures).
+
+A recurrent bundle (RL², ``memory.kind: recurrent``) adapts in its state: for every scored
+episode the adapter starts a new task (``reset_to_meta()``) and plays ``k`` episodes of
+experience with the state carried (``after_k``); ``before``, ``first_attempt`` and ``fixed``
+are first episodes (the state still adapts within them).
 """
 
 from __future__ import annotations
@@ -137,7 +142,7 @@ class BundleSpec(ArmSpec):
                 f"bundle: {root} holds a {manifest.family!r} policy; this scoreboard scores "
                 f"family {family!r}"
             )
-        if self.adapt:
+        if self.adapt and not manifest.memory.recurrent:
             check_capacity(self, manifest.inner_loop.capacity, manifest.inner_loop.horizon)
 
 
@@ -181,9 +186,10 @@ class BundleArm:
         bundle = Bundle.load(spec.bundle)
         inner = bundle.manifest.inner_loop
         stages = [s for s in ADAPTIVE_STAGES if s in spec.stages] if spec.adapt else [FIXED]
+        recurrent = bundle.manifest.memory.recurrent
         modes: dict[str, EpisodicMode | SlidingWindowMode] = {}
         for stage in stages:
-            if stage in (FIXED, BEFORE):
+            if stage in (FIXED, BEFORE) or recurrent:  # a recurrent bundle adapts in its state
                 modes[stage] = EpisodicMode(episodes=1)
             elif stage == FIRST_ATTEMPT:
                 modes[stage] = SlidingWindowMode(
@@ -212,7 +218,9 @@ class BundleArm:
             )
             for stage, mode in modes.items()
         }
-        runs = {stage: _StageRun(stage, spec.experience == "sequential") for stage in stages}
+        runs = {
+            stage: _StageRun(stage, spec.experience == "sequential", recurrent) for stage in stages
+        }
         try:
             for task in tasks:
                 robot.set_task(task)
@@ -225,7 +233,14 @@ class BundleArm:
                 ad.close()
             robot.close()
         notes: tuple[str, ...] = ()
-        if FIRST_ATTEMPT in stages:
+        if recurrent:
+            notes = (
+                "recurrent bundle (adapts in its state): each scored episode starts a new task "
+                "(reset_to_meta) and follows k episodes of experience with the state carried "
+                "(after_k); before and first_attempt are both a first episode, fixed one with no "
+                "experience",
+            )
+        elif FIRST_ATTEMPT in stages:
             m = modes[FIRST_ATTEMPT]
             assert isinstance(m, SlidingWindowMode)
             notes = (
@@ -247,9 +262,10 @@ class BundleArm:
 class _StageRun:
     """Collects one stage's episodes and adaptations over the tasks."""
 
-    def __init__(self, stage: str, sequential: bool = False) -> None:
+    def __init__(self, stage: str, sequential: bool = False, recurrent: bool = False) -> None:
         self.stage = stage
         self.sequential = sequential
+        self.recurrent = recurrent
         self.success: list[list[bool]] = []
         self.returns: list[list[float]] = []
         self.first: list[float] = []
@@ -269,7 +285,9 @@ class _StageRun:
 
     def run(self, robot: SimRobot, adapter: OnlineAdapter, post_episodes: int) -> None:
         """Run this stage on the robot's current task (the adapter just reset to meta)."""
-        if self.stage == FIRST_ATTEMPT:
+        if self.recurrent:
+            scored = self._recurrent(robot, adapter, post_episodes)
+        elif self.stage == FIRST_ATTEMPT:
             assert isinstance(adapter.mode, SlidingWindowMode)
             every = adapter.mode.every
 
@@ -291,6 +309,25 @@ class _StageRun:
         self.success.append([e.success for e in scored])
         self.returns.append([e.ret for e in scored])
         self.first.append(_steps_to_success(scored))
+
+    def _recurrent(
+        self, robot: SimRobot, adapter: OnlineAdapter, post_episodes: int
+    ) -> list[EpisodeOutcome]:
+        """A recurrent bundle: per scored episode, a new task and ``k`` episodes before it.
+
+        The same experience as a gradient arm's ``after_k`` (``k`` episodes of this object),
+        with the state carried through them instead of an inner step; no scored episode has
+        more experience than ``k``.
+        """
+        k = int(self.stage.rsplit("_", 1)[1]) if self.stage.startswith("after_") else 0
+        scored = []
+        for i in range(post_episodes):
+            if i:
+                adapter.reset_to_meta()
+            for _ in range(k):
+                run_episode(robot, adapter)
+            scored.append(run_episode(robot, adapter))
+        return scored
 
     def result(self) -> StageResult:
         """The stage over every task run."""
