@@ -81,15 +81,20 @@ def _load(run_dir: Path) -> _Run:
             f"{ckpt_path}: cannot read the checkpoint ({type(err).__name__}: {err}); it is "
             "missing, truncated or from another version. Re-train or pick another run."
         ) from err
-    check_exportable(learner.policy, str(ckpt_path))
+    from adapt_robot.sim.registry import get_family
+
+    family = get_family(cfg.family)
+    trial = family.obs_spec.dim + family.action_spec.dim + 2
+    check_exportable(learner.policy, str(ckpt_path), trial)
     return _Run(cfg, learner, ckpt)
 
 
-def check_exportable(policy: object, where: str) -> None:
+def check_exportable(policy: object, where: str, trial_width: int | None = None) -> None:
     """Raise :class:`ExportError` unless ``policy`` is a :class:`Policy` a bundle can carry.
 
     The message names the members a foreign policy lacks, or why a complete one cannot be
-    exported yet (a recurrent state: the runtime's adapter does not carry one).
+    exported (a recurrent policy that does not read the ``trial_width``-wide trial input the
+    robot's adapter feeds: the family's obs + action + 2).
     """
     name = type(policy).__name__
     missing = missing_members(policy)
@@ -111,13 +116,12 @@ def check_exportable(policy: object, where: str) -> None:
             f"{where}: policy type {name}: action_squash must be one of {list(SQUASHES)}, got "
             f"{p.action_squash!r}"
         )
-    if p.state_dim != 0:
+    if p.state_dim != 0 and trial_width is not None and p.obs_dim != trial_width:
         raise ExportError(
-            f"{where}: policy type {name} carries a recurrent state (state_dim "
-            f"{p.state_dim}); adapt_robot.export.graphs.export_policy writes its policy.onnx with "
-            "state "
-            "in and out, but the runtime's OnlineAdapter does not carry a state yet, so no "
-            "bundle is written"
+            f"{where}: policy type {name} carries a recurrent state (state_dim {p.state_dim}) "
+            f"but reads {p.obs_dim} inputs; a recurrent bundle's policy reads the trial input "
+            f"(obs, prev_action, prev_reward, episode_start: {trial_width} wide, "
+            "adapt_robot.meta.recurrent_policy.trial_input), which the robot's adapter feeds it"
         )
 
 
@@ -135,9 +139,10 @@ def adaptation_episodes(cfg: TrainConfig) -> int:
     """Episodes ``K`` the learner adapted on in training (the manifest's ``inner_loop.episodes``).
 
     The identifying learners (``latent_id``, ``law_id``) adapt on up to ``explore_episodes``
-    of their own exploration episodes; the others on ``sampler.episodes_per_task``.
+    of their own exploration episodes, RL² over its ``trial_episodes``; the others on
+    ``sampler.episodes_per_task``.
     """
-    explore = getattr(cfg.algo, "explore_episodes", None)
+    explore = getattr(cfg.algo, "explore_episodes", getattr(cfg.algo, "trial_episodes", None))
     return int(explore) if explore is not None else cfg.sampler.episodes_per_task
 
 
@@ -265,16 +270,19 @@ def _write(
     figures["policy"] = parity.check_policy(path, policy, params, low, high, rng)
     limits["policy"] = parity.RTOL_FP32
 
-    loss_fn = learner.inner_loss_fn()
-    io = graphs.export_adapt_step(tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity, loss_fn)
-    path = add("adapt_step", bf.ADAPT_STEP_ONNX, io)
-    figures["adapt_step"] = parity.check_adapt_step(
-        path, policy, params, lrs, capacity, rng, loss_fn=loss_fn
-    )
-    figures["adapt_step_x3"] = parity.check_adapt_step(
-        path, policy, params, lrs, capacity, rng, steps=parity.CHAINED_STEPS, loss_fn=loss_fn
-    )
-    limits["adapt_step"] = limits["adapt_step_x3"] = parity.RTOL_FP32
+    if policy.state_dim == 0:  # a recurrent policy adapts in its state: no inner step
+        loss_fn = learner.inner_loss_fn()
+        io = graphs.export_adapt_step(
+            tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity, loss_fn
+        )
+        path = add("adapt_step", bf.ADAPT_STEP_ONNX, io)
+        figures["adapt_step"] = parity.check_adapt_step(
+            path, policy, params, lrs, capacity, rng, loss_fn=loss_fn
+        )
+        figures["adapt_step_x3"] = parity.check_adapt_step(
+            path, policy, params, lrs, capacity, rng, steps=parity.CHAINED_STEPS, loss_fn=loss_fn
+        )
+        limits["adapt_step"] = limits["adapt_step_x3"] = parity.RTOL_FP32
 
     if family.observation_reward:
         try:
@@ -352,6 +360,29 @@ def normalizer_spec(policy: Policy) -> bf.NormalizerSpec:
         eps=NORMALIZER_EPS,
         clip=float(policy.cfg.obs_clip),
         count=float(norm.count),
+    )
+
+
+def memory_spec(policy: Policy) -> bf.MemorySpec:
+    """The manifest's ``memory`` section for ``policy``."""
+    if policy.state_dim == 0:
+        return bf.MemorySpec(
+            kind="none",
+            state_dim=0,
+            state_input="",
+            state_output="",
+            feedback=[],
+            reward_scale=policy.cfg.reward_scale,
+            reset="new_task",
+        )
+    return bf.MemorySpec(
+        kind="recurrent",
+        state_dim=policy.state_dim,
+        state_input=bf.MEMORY_STATE_INPUT,
+        state_output=bf.MEMORY_STATE_OUTPUT,
+        feedback=list(bf.MEMORY_FEEDBACK),
+        reward_scale=policy.cfg.reward_scale,
+        reset="new_task",
     )
 
 
@@ -449,8 +480,9 @@ def _manifest(
             baseline=cfg.sampler.baseline,
             baseline_reg=cfg.sampler.baseline_reg,
             normalize_adv=cfg.sampler.normalize_adv,
-            loss=learner.inner_loss_fn().kind,
+            loss="none" if policy.state_dim else learner.inner_loss_fn().kind,
         ),
+        "memory": memory_spec(policy),
         "graphs": graph_specs,
         "reward_note": note,
         "opset": graphs.OPSET,

@@ -4,7 +4,8 @@ Nothing here re-implements the maths:
 
 - ``policy.onnx`` exports the policy's :meth:`~adapt_robot.meta.policy_protocol.Policy.forward`
   (normaliser frozen as constants), then clips the mean to the action bounds. A recurrent policy
-  (``state_dim > 0``) has a ``state`` input and a ``next_state`` output; a numpy control law
+  (``state_dim > 0``, RL²) has the feedback inputs ``prev_action``, ``prev_reward``,
+  ``episode_start``, a ``state`` input and a ``next_state`` output; a numpy control law
   (``numpy_forward``) is traced through TorchDynamo's NumPy support, as the reward is.
 - ``adapt_step.onnx`` is ``torch.func.grad_and_value`` of the learner's inner loss
   (:class:`adapt_robot.meta.inner.InnerLoss`: the policy gradient, or the identification loss
@@ -31,15 +32,22 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from adapt_robot.meta.inner import InnerBatch, InnerLoss, PolicyGradientLoss, sgd_update
 from adapt_robot.meta.policy_protocol import Policy
-from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
+from adapt_robot.meta.recurrent_policy import trial_input
+from adapt_robot.runtime.bundle_format import (
+    LR_PREFIX,
+    MEMORY_FEEDBACK,
+    MEMORY_STATE_INPUT,
+    MEMORY_STATE_OUTPUT,
+    NEW_PREFIX,
+)
 from adapt_robot.sim.core.family import TaskFamily
 
 OPSET = 18
 """ONNX opset of every exported graph."""
 POLICY_INPUT_OBS = "obs"
 POLICY_OUTPUTS = ("action_mean", "action_log_std")
-POLICY_STATE_INPUT = "state"
-POLICY_STATE_OUTPUT = "next_state"
+POLICY_STATE_INPUT = MEMORY_STATE_INPUT
+POLICY_STATE_OUTPUT = MEMORY_STATE_OUTPUT
 BATCH_INPUTS = ("obs", "act", "adv", "mask")
 STEP_SCALARS = ("loss", "grad_norm")
 REWARD_INPUTS = ("obs", "action", "next_obs")
@@ -67,7 +75,9 @@ def policy_fn(
 ) -> Callable[..., tuple[torch.Tensor, ...]]:
     """``(obs, *params) -> (bounded action mean, log_std)``; computed in ``dtype``, I/O float32.
 
-    For a recurrent policy: ``(obs, state, *params) -> (mean, log_std, next_state)``.
+    For a recurrent policy (which reads the trial input,
+    :func:`adapt_robot.meta.recurrent_policy.trial_input`): ``(obs, prev_action, prev_reward,
+    episode_start, state, *params) -> (mean, log_std, next_state)``.
     """
     lo = torch.as_tensor(low, dtype=dtype)
     hi = torch.as_tensor(high, dtype=dtype)
@@ -86,9 +96,17 @@ def policy_fn(
         mean, log_std, _ = policy.forward(params, obs.to(dtype))
         return clamp(mean).to(torch.float32), log_std.to(torch.float32)
 
-    def recurrent(obs: torch.Tensor, state: torch.Tensor, *flat: torch.Tensor) -> tuple[Any, ...]:
+    def recurrent(
+        obs: torch.Tensor,
+        prev_action: torch.Tensor,
+        prev_reward: torch.Tensor,
+        episode_start: torch.Tensor,
+        state: torch.Tensor,
+        *flat: torch.Tensor,
+    ) -> tuple[Any, ...]:
         params = {n: t.to(dtype) for n, t in zip(names, flat, strict=True)}
-        mean, log_std, nxt = policy.forward(params, obs.to(dtype), state.to(dtype))
+        x = trial_input(obs, prev_action, prev_reward, episode_start).to(dtype)
+        mean, log_std, nxt = policy.forward(params, x, state.to(dtype))
         if nxt is None:
             raise TypeError(f"{type(policy).__name__}.forward: state_dim > 0 but no next state")
         out = (clamp(mean), log_std, nxt)
@@ -100,7 +118,7 @@ def policy_fn(
 def policy_io_names(policy: Policy, names: Sequence[str]) -> tuple[list[str], list[str]]:
     """Input and output names of ``policy.onnx`` (state ones for a recurrent policy)."""
     if policy.state_dim > 0:
-        inputs = [POLICY_INPUT_OBS, POLICY_STATE_INPUT, *names]
+        inputs = [POLICY_INPUT_OBS, *MEMORY_FEEDBACK, POLICY_STATE_INPUT, *names]
         return inputs, [*POLICY_OUTPUTS, POLICY_STATE_OUTPUT]
     return [POLICY_INPUT_OBS, *names], list(POLICY_OUTPUTS)
 
@@ -199,8 +217,16 @@ def export_policy(
     batch = torch.export.Dim("batch", min=1)
     state: tuple[torch.Tensor, ...] = ()
     state_shape: tuple[Any, ...] = ()
-    if policy.state_dim > 0:
-        state, state_shape = (torch.zeros(rows, policy.state_dim),), ({0: batch},)
+    if policy.state_dim > 0:  # the trial input's parts, then the state
+        a = policy.act_dim
+        obs = torch.zeros(rows, policy.obs_dim - a - 2)
+        state = (
+            torch.zeros(rows, a),
+            torch.zeros(rows, 1),
+            torch.ones(rows, 1),
+            torch.zeros(rows, policy.state_dim),
+        )
+        state_shape = tuple({0: batch} for _ in state)
     args = (obs, *state, *(v.detach().float() for v in params.values()))
     shapes = (({0: batch}, *state_shape, *([None] * len(names))),)
     inputs, outputs = policy_io_names(policy, names)

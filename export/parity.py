@@ -111,9 +111,9 @@ def check_policy(
 ) -> float:
     """Max relative error of ``action_mean`` and ``action_log_std`` vs torch.
 
-    A recurrent policy is run for :data:`CHAINED_STEPS` steps from its initial state, each
-    side carrying its own state (ONNX feeds ``next_state`` back as ``state``); ``next_state``
-    is compared too.
+    A recurrent policy is run over a multi-episode trial from its initial state
+    (:func:`_check_recurrent`), each side carrying its own state (ONNX feeds ``next_state``
+    back as ``state``); ``next_state`` is compared too.
     """
     sess = session(path)
     lo, hi = torch.as_tensor(low), torch.as_tensor(high)
@@ -125,24 +125,65 @@ def check_policy(
             mean = torch.clamp(mean, lo, hi)
         out = sess.run(None, {"obs": batch.obs.numpy(), **flat})
         return max(rel_err(out[0], mean.numpy()), rel_err(out[1], log_std.numpy()))
+    return _check_recurrent(sess, policy, params, lo, hi, rng, rows)
+
+
+RECURRENT_STEPS = 600
+"""Steps a recurrent policy's export parity feeds the state back (a multi-episode trial)."""
+RECURRENT_EPISODE = 100
+"""Episode length of that trial (``episode_start`` is 1 every this many steps)."""
+
+
+def _check_recurrent(
+    sess: ort.InferenceSession,
+    policy: Policy,
+    params: Mapping[str, torch.Tensor],
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    rng: np.random.Generator,
+    rows: int,
+) -> float:
+    """Largest error of the mean, log std and next state over a long chain of steps.
+
+    :data:`RECURRENT_STEPS` steps, each side carrying its own state.
+
+    Fresh feedback every step: observations around the normaliser's statistics, the previous
+    step's clipped mean as ``prev_action``, random rewards, ``episode_start`` every
+    :data:`RECURRENT_EPISODE` steps (the state is not reset there, as on the robot).
+    """
+    from adapt_robot.meta.recurrent_policy import trial_input
+
+    flat = _np(params)
+    rows = min(rows, 8)
     state = policy.initial_state((rows,), torch.float32)
-    onnx_state = None if state is None else state.numpy()
+    if state is None:
+        return float("inf")
+    onnx_state = state.numpy()
+    n_obs = len(policy.normalizer.mean)
+    std = np.sqrt(policy.normalizer.var + 1e-8)
+    prev_a = np.zeros((rows, policy.act_dim), dtype=np.float32)
     worst = 0.0
-    for _ in range(CHAINED_STEPS):
-        obs = random_batch(policy, params, rows, rng).obs
+    for t in range(RECURRENT_STEPS):
+        obs = (policy.normalizer.mean + std * rng.standard_normal((rows, n_obs))).astype(np.float32)
+        start = np.full((rows, 1), float(t % RECURRENT_EPISODE == 0), dtype=np.float32)
+        if start[0, 0]:
+            prev_a[:] = 0.0
+        reward = (rng.standard_normal((rows, 1)) * (1 - start)).astype(np.float32)
+        feed = {"obs": obs, "prev_action": prev_a, "prev_reward": reward, "episode_start": start}
+        x = trial_input(*(torch.as_tensor(v) for v in feed.values()))
         with torch.no_grad():
-            mean, log_std, state = policy.forward(params, obs, state)
+            mean, log_std, state = policy.forward(params, x, state)
             mean = torch.clamp(mean, lo, hi)
-        out = sess.run(None, {"obs": obs.numpy(), "state": onnx_state, **flat})
         if state is None:
             return float("inf")
+        out = sess.run(None, {**feed, "state": onnx_state, **flat})
         worst = max(
             worst,
             rel_err(out[0], mean.numpy()),
             rel_err(out[1], log_std.numpy()),
             rel_err(out[2], state.numpy()),
         )
-        onnx_state = out[2]
+        onnx_state, prev_a = out[2], mean.numpy().astype(np.float32)
     return worst
 
 
