@@ -29,6 +29,13 @@ def train_tiny(out: Path, *overrides: str) -> Path:
     return run_train(SMOKE, [f"out_dir={out}", *TINY, *overrides], resume=False)
 
 
+def train_launch(name: str, out: Path, *overrides: str) -> Path:
+    """Train ``launch/NAME`` (plus ``overrides``) into ``out``."""
+    from adapt_robot.jobs.train import run_train
+
+    return run_train(str(ROOT / "launch" / name), [f"out_dir={out}", *overrides], resume=False)
+
+
 def export(run: Path, out: Path) -> Path:
     """Export ``run`` to a bundle at ``out``."""
     from adapt_robot.export import export_bundle
@@ -62,10 +69,7 @@ def grasp_bundle(grasp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="session")
 def latent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The latent learner (identification inner loss) on ``point``, a few seconds of it."""
-    from adapt_robot.jobs.train import run_train
-
-    out = tmp_path_factory.mktemp("rt_latent") / "run"
-    return run_train(str(ROOT / "launch" / "smoke_latent.yaml"), [f"out_dir={out}"], resume=False)
+    return train_launch("smoke_latent.yaml", tmp_path_factory.mktemp("rt_latent") / "run")
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +80,7 @@ def latent_bundle(latent_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def law_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The law_id learner (the grasp control law told a decoded latent), one tiny iteration."""
-    from adapt_robot.jobs.train import run_train
-
-    out = tmp_path_factory.mktemp("rt_law") / "run"
-    return run_train(str(ROOT / "launch" / "smoke_law.yaml"), [f"out_dir={out}"], resume=False)
+    return train_launch("smoke_law.yaml", tmp_path_factory.mktemp("rt_law") / "run")
 
 
 @pytest.fixture(scope="session")
@@ -90,10 +91,7 @@ def law_bundle(law_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def rl2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RL² (a GRU policy, its state carried across a trial's episodes) on ``point``, seconds."""
-    from adapt_robot.jobs.train import run_train
-
-    out = tmp_path_factory.mktemp("rt_rl2") / "run"
-    return run_train(str(ROOT / "launch" / "smoke_rl2.yaml"), [f"out_dir={out}"], resume=False)
+    return train_launch("smoke_rl2.yaml", tmp_path_factory.mktemp("rt_rl2") / "run")
 
 
 @pytest.fixture(scope="session")
@@ -105,12 +103,8 @@ def rl2_bundle(rl2_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rl2_grasp_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-iteration RL² grasp bundle (it carries reward.onnx, so the robot can feed the
     policy rewards computed on the device)."""
-    from adapt_robot.jobs.train import run_train
-
     out = tmp_path_factory.mktemp("rt_rl2_grasp") / "run"
-    run = run_train(
-        str(ROOT / "launch" / "smoke_rl2.yaml"),
-        [f"out_dir={out}", "family=grasp", "budget.iterations=1", "sampler.tasks_per_iter=2"],
-        resume=False,
+    run = train_launch(
+        "smoke_rl2.yaml", out, "family=grasp", "budget.iterations=1", "sampler.tasks_per_iter=2"
     )
     return export(run, tmp_path_factory.mktemp("rt_rl2_grasp_bundle") / "b")

@@ -9,16 +9,18 @@ PPO ratio is computed on what was played); DAgger labels are the experts' action
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from adapt_robot.meta.algorithms.rl2 import RL2, play_trials
+from adapt_robot.meta.algorithms.rl2 import RL2, TrialRollouts, play_trials
 from adapt_robot.meta.policy import PolicyConfig, detach
 from adapt_robot.meta.policy_protocol import unroll
 from adapt_robot.meta.recurrent_policy import GRUPolicy, trial_input
 from adapt_robot.meta.trainer import load_run
+from adapt_robot.sim.core.params import TaskParams
 from adapt_robot.sim.envs.vector import VectorTaskEnv
 from adapt_robot.sim.registry import get_family
 
@@ -29,18 +31,21 @@ def _learner(rl2_run: Path) -> RL2:
     return learner
 
 
+def _trial(
+    learner: RL2, tasks: list[TaskParams], episodes: int, seed: int, **kw: Any
+) -> TrialRollouts:
+    """One trial per task in a fresh numpy env batch, acting with the learner's params."""
+    env = VectorTaskEnv(learner.sampler.family, "numpy", len(tasks))
+    return play_trials(
+        learner.gru, detach(learner.params), env, tasks, episodes, np.random.default_rng(seed), **kw
+    )
+
+
 def test_the_trial_input_feeds_back_the_action_sent_and_its_reward(rl2_run: Path) -> None:
     learner = _learner(rl2_run)
     family = learner.sampler.family
     tasks = family.sample_tasks(np.random.default_rng(1), 3, "train")
-    roll = play_trials(
-        learner.gru,
-        detach(learner.params),
-        VectorTaskEnv(family, "numpy", 3),
-        tasks,
-        2,
-        np.random.default_rng(2),
-    )
+    roll = _trial(learner, tasks, 2, 2)
     o, a = family.obs_spec.dim, family.action_spec.dim
     low, high = family.action_spec.low, family.action_spec.high
     horizon = family.max_steps
@@ -64,15 +69,7 @@ def test_the_compact_trial_unrolls_to_the_actions_played(rl2_run: Path) -> None:
     family = learner.sampler.family
     tasks = family.sample_tasks(np.random.default_rng(3), 4, "train")
     params = detach(learner.params)
-    roll = play_trials(
-        learner.gru,
-        params,
-        VectorTaskEnv(family, "numpy", 4),
-        tasks,
-        3,
-        np.random.default_rng(4),
-        deterministic=True,
-    )
+    roll = _trial(learner, tasks, 3, 4, deterministic=True)
     with torch.no_grad():
         mean, _, _ = unroll(learner.gru, params, torch.as_tensor(roll.x))
     live = roll.mask > 0
@@ -104,16 +101,7 @@ def test_dagger_labels_are_the_experts_actions_and_beta_one_executes_them(
     family = learner.sampler.family
     tasks = family.sample_tasks(np.random.default_rng(7), 2, "train")
     experts = [family.expert(t) for t in tasks]
-    roll = play_trials(
-        learner.gru,
-        detach(learner.params),
-        VectorTaskEnv(family, "numpy", 2),
-        tasks,
-        1,
-        np.random.default_rng(8),
-        experts=experts,
-        beta=1.0,
-    )
+    roll = _trial(learner, tasks, 1, 8, experts=experts, beta=1.0)
     assert roll.label is not None
     live = roll.mask > 0
     np.testing.assert_allclose(roll.act[live], roll.label[live], atol=1e-6)
