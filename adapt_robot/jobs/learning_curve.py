@@ -1,7 +1,8 @@
 """The learning curve of a training run (``metrics.jsonl``) as a PNG.
 
 Two panels against environment steps: the training batch's return and success before and after
-the inner step(s), and the periodic held-out evaluation (``eval`` records). Written at the end of
+the inner step(s), and the periodic evaluation (``eval`` records, labelled with the split the
+run's ``config.yaml`` evaluates on: held-out for ``test``, train-range tasks for ``train``). Written at the end of
 every ``adapt-robot train`` as ``RUN_DIR/learning_curve.png``; torn or foreign lines (a run
 killed mid-write) are skipped, never fatal.
 """
@@ -41,6 +42,18 @@ def _series(
     return xs, ys
 
 
+def _eval_split(run: Path) -> str:
+    """How the eval records are labelled: from ``eval.split`` of the run's ``config.yaml``."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        split = cfg["eval"]["split"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "eval"
+    return {"test": "held-out", "train": "eval, train-range tasks"}.get(split, "eval")
+
+
 def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> Path | None:
     """Plot ``RUN_DIR/metrics.jsonl``; returns the PNG path, or None with no iteration yet."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -51,6 +64,7 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
     if not rows:
         return None
     path = Path(out) if out is not None else run / LEARNING_CURVE
+    split = _eval_split(run)
     fig = Figure(figsize=(10, 4))
     FigureCanvasAgg(fig)
     ax_r, ax_s = fig.subplots(1, 2)
@@ -58,8 +72,8 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
         for key, nested, style, label in (
             (f"pre_{what}", None, "-", "train, pre-adaptation"),
             (f"post_{what}", None, "-", "train, post-adaptation"),
-            (f"pre_{what}", "eval", "o--", "held-out, pre-adaptation"),
-            (f"post_{what}", "eval", "o--", "held-out, post-adaptation"),
+            (f"pre_{what}", "eval", "o--", f"{split}, pre-adaptation"),
+            (f"post_{what}", "eval", "o--", f"{split}, post-adaptation"),
         ):
             xs, ys = _series(rows, key, nested)
             if xs:
