@@ -391,6 +391,7 @@ def measure_runtime(
     if min(calls, repeats, adapt_calls, step_calls) < 1 or not seconds > 0:
         raise UsageError("bench runtime: calls, repeats, adapt_calls, step_calls >= 1; seconds > 0")
     b = Bundle.load(bundle)
+    b.require_gradient_step("adapt-robot bench runtime")
     m = b.manifest
     machine = machine_info()
     pool = _obs_pool(m, 1024, seed=0)

@@ -199,6 +199,7 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
 
         key = read_key(cfg.verify_key)
     bundle = Bundle.load(root, key=key)
+    bundle.require_gradient_step("adapt-robot deploy")
     import_plugins(cfg.imports, [Path.cwd()], where="--import")
     try:
         family = get_family(bundle.manifest.family)

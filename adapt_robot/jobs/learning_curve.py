@@ -2,9 +2,9 @@
 
 Two panels against environment steps: the training batch's return and success before and after
 the inner step(s), and the periodic evaluation (``eval`` records, labelled with the split the
-run's ``config.yaml`` evaluates on: held-out for ``test``, train-range tasks for ``train``). Written at the end of
-every ``adapt-robot train`` as ``RUN_DIR/learning_curve.png``; torn or foreign lines (a run
-killed mid-write) are skipped, never fatal.
+run's ``config.yaml`` evaluates on: held-out for ``test``, train-range tasks for ``train``).
+Written at the end of every ``adapt-robot train`` as ``RUN_DIR/learning_curve.png``; torn or
+foreign lines (a run killed mid-write) are skipped, never fatal.
 """
 
 from __future__ import annotations

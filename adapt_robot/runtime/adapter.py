@@ -210,6 +210,8 @@ class OnlineAdapter:
         """
         if self._closed:
             raise RuntimeError("OnlineAdapter.act: the adapter is closed")
+        if self._memory is not None and self._pending:  # no observe() for the last tick
+            self._memory.record(float("nan"), done=False)
         action = self._act(obs)
         if self._memory is not None:
             self._memory.sent(action)
@@ -293,7 +295,7 @@ class OnlineAdapter:
         if flag is None or (success is not None and ok is None):
             self.counters.observe_faults += 1
         done = True if flag is None else flag
-        r = float("nan")
+        r = float("nan") if reward is None else _as_float(reward)
         if self._pending_ok:
             r = self._device_reward(next_obs) if reward is None else _as_float(reward)
             if not abs(r) <= self.safety.max_abs_reward:  # also catches NaN

@@ -156,8 +156,10 @@ def _check_side(
         )
     for arg, (name, shape, kind, source) in zip(declared, want, strict=True):
         got = _declared_shape(arg.shape)
+        exact = source == "memory.state_dim"  # a symbolic state width would fail at act()
         ok = len(got) == len(shape) and all(
-            g is None or w is None or g == w for g, w in zip(got, shape, strict=True)
+            (g is None and not exact) or w is None or g == w
+            for g, w in zip(got, shape, strict=True)
         )
         if not ok:
             shown = ["?" if s is None else s for s in shape]
@@ -358,6 +360,16 @@ class Bundle:
         """Graph ``key`` as verified at load (its bytes), or its path for a hand-built Bundle."""
         path = self.graph_path(key)
         return self.blobs.get(self.manifest.graphs[key].file, path)
+
+    def require_gradient_step(self, job: str) -> None:
+        """Raise :class:`BundleError` for a recurrent bundle: ``job`` needs ``adapt_step.onnx``."""
+        if self.manifest.memory.recurrent:
+            raise BundleError(
+                f"{self.root}: {job} times and schedules the gradient inner step, and this bundle "
+                "adapts in its recurrent state (memory.kind: recurrent, RL2; no adapt_step.onnx). "
+                "Score it with `adapt-robot scoreboard` (a bundle arm), or drive OnlineAdapter "
+                "yourself: its state carries across episodes until reset_to_meta()"
+            )
 
     @property
     def has_reward(self) -> bool:

@@ -12,15 +12,22 @@ session reads in place, and the rules for changing them:
   reward that is not finite or beyond the safety limit enters as 0, so one bad reading never
   poisons the state); at an episode end the next tick is an episode start (action and reward
   0, ``episode_start`` 1) and the state is **kept**: what the policy learnt of this object
-  carries into its next attempt;
+  carries into its next attempt. A tick whose policy output was not taken (a bad observation,
+  a rejected state) leaves ``episode_start`` as it was, so an episode's first good tick is
+  still fed as its start; a second ``act`` without an ``observe`` in between (a controller
+  whose send or read failed) is recorded as a tick with reward 0 first;
 - :meth:`RecurrentMemory.reset` (from ``reset_to_meta``: a new object) zeroes the state.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from adapt_robot.runtime.bundle_format import MemorySpec
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class RecurrentMemory:
@@ -38,6 +45,8 @@ class RecurrentMemory:
         self.prev_reward = np.zeros((1, 1), dtype=np.float32)
         self.episode_start = np.ones((1, 1), dtype=np.float32)
         self._sent = np.zeros(act_dim, dtype=np.float32)
+        self._taken = False
+        """Whether this tick's policy output (its next state) was taken."""
 
     def inputs(self) -> dict[str, np.ndarray]:
         """Graph input name -> buffer: the feedback inputs and the state."""
@@ -56,10 +65,10 @@ class RecurrentMemory:
 
     def advance(self) -> bool:
         """After a policy run: take ``next_state`` if it is finite (True), else keep the old."""
-        if not np.isfinite(self.next_state).all():
-            return False
-        np.copyto(self.state, self.next_state)
-        return True
+        self._taken = bool(np.isfinite(self.next_state).all())
+        if self._taken:
+            np.copyto(self.state, self.next_state)
+        return self._taken
 
     def sent(self, action: np.ndarray) -> None:
         """The action the robot was given at this tick (fed back at the next)."""
@@ -67,15 +76,17 @@ class RecurrentMemory:
 
     def record(self, reward: float, done: bool) -> None:
         """The outcome of the tick: its reward, and whether the episode ended."""
+        taken, self._taken = self._taken, False
         if done:
             self.prev_action.fill(0.0)
             self.prev_reward.fill(0.0)
             self.episode_start.fill(1.0)
             return
         np.copyto(self.prev_action[0], self._sent)
-        ok = abs(reward) <= self.max_abs_reward  # False for NaN too
+        ok = math.isfinite(reward) and abs(reward) <= min(self.max_abs_reward, FLOAT32_MAX)
         self.prev_reward[0, 0] = reward if ok else 0.0
-        self.episode_start.fill(0.0)
+        if taken:  # the policy saw this tick: the next is not an episode start
+            self.episode_start.fill(0.0)
 
     def reset(self) -> None:
         """A new task: zero state, the next tick an episode start."""
@@ -85,3 +96,4 @@ class RecurrentMemory:
         self.prev_reward.fill(0.0)
         self.episode_start.fill(1.0)
         self._sent.fill(0.0)
+        self._taken = False

@@ -192,3 +192,75 @@ def test_the_gru_cell_is_pytorchs(rl2_run: Path) -> None:
         x = torch.randn(7, params["gru.w_ih"].shape[1])
         h = torch.randn(7, h_dim)
         torch.testing.assert_close(gru_cell(params, x, h), cell(x, h))
+
+
+def test_an_episode_start_survives_a_faulted_first_tick(rl2_bundle: Path) -> None:
+    """A bad first observation: the first good tick is still fed as the episode's start."""
+    clean = OnlineAdapter(rl2_bundle, deterministic=True)
+    faulted = OnlineAdapter(rl2_bundle, deterministic=True)
+    obs = _obs(clean)
+    bad = np.full_like(obs, np.nan)
+    faulted.act(bad)  # the policy does not run: the state and the start flag stay
+    faulted.observe(0.0, done=False)
+    assert faulted._memory.episode_start[0, 0] == 1.0  # type: ignore[union-attr]
+    assert faulted.stats()["obs_faults"] == 1
+    got = faulted.act(obs)
+    want = clean.act(obs)
+    # Same state (zeros) and same start flag; only the fed-back action differs (the safe
+    # action sent on the faulted tick is zero, as at a start), so the actions agree.
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_missing_observe_is_recorded_as_a_tick(rl2_bundle: Path) -> None:
+    """act() twice without observe() (a failed send): the second sees a non-start tick."""
+    ad = OnlineAdapter(rl2_bundle, deterministic=True)
+    obs = _obs(ad)
+    ad.act(obs)
+    ad.act(obs)
+    mem = ad._memory
+    assert mem is not None and mem.episode_start[0, 0] == 0.0
+    assert mem.prev_reward[0, 0] == 0.0
+
+
+def test_memory_refuses_a_memoryless_spec_and_an_infinite_limit_still_blocks_inf() -> None:
+    from adapt_robot.runtime.bundle_format import MemorySpec
+    from adapt_robot.runtime.memory import RecurrentMemory
+
+    none = MemorySpec(
+        kind="none",
+        state_dim=0,
+        state_input="",
+        state_output="",
+        feedback=[],
+        reward_scale=0.1,
+        reset="new_task",
+    )
+    with pytest.raises(ValueError, match="not recurrent"):
+        RecurrentMemory(none, 2, 1.0)
+    spec = MemorySpec(
+        kind="recurrent",
+        state_dim=3,
+        state_input="state",
+        state_output="next_state",
+        feedback=["prev_action", "prev_reward", "episode_start"],
+        reward_scale=0.1,
+        reset="new_task",
+    )
+    mem = RecurrentMemory(spec, 2, float("inf"))
+    for reward in (float("inf"), 1e300, float("nan")):
+        mem.record(reward, done=False)
+        assert mem.prev_reward[0, 0] == 0.0
+    mem.record(2.5, done=False)
+    assert mem.prev_reward[0, 0] == 2.5
+
+
+def test_the_jobs_that_time_a_gradient_step_refuse_a_recurrent_bundle(
+    rl2_bundle: Path, point_bundle: Path
+) -> None:
+    from adapt_robot.bench.runtime_bench import run_runtime_bench
+
+    Bundle.load(point_bundle).require_gradient_step("deploy")  # a gradient bundle passes
+    with pytest.raises(BundleError, match="adapts in its recurrent state.*scoreboard"):
+        Bundle.load(rl2_bundle).require_gradient_step("adapt-robot deploy")
+    with pytest.raises(BundleError, match="adapt-robot bench runtime"):
+        run_runtime_bench(rl2_bundle)

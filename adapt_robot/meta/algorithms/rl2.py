@@ -63,6 +63,7 @@ class RL2Config:
         None,
         doc="DAgger: iterations over which expert_beta falls linearly to 0 (None: "
         "dagger_iterations).",
+        ge=1,
     )
     dagger_lr: float = setting(1e-3, doc="Adam step size of the DAgger iterations.", gt=0)
     bc_coef: float = setting(
