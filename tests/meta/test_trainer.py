@@ -175,7 +175,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
         (
             "algo.name=sgd",
             r"algo\.name: expected one of \['latent_id', 'law_id', 'maml', 'ppo_dr', "
-            r"'reptile'\], got 'sgd'",
+            r"'reptile', 'rl2'\], got 'sgd'",
         ),
         ("algo.inner_lrr=0.1", r"algo\.inner_lrr: unknown key"),
         ("algo.outer_lr=0", r"algo\.outer_lr: expected a value > 0, got 0"),
