@@ -260,7 +260,7 @@ def test_the_jobs_that_time_a_gradient_step_refuse_a_recurrent_bundle(
     from adapt_robot.bench.runtime_bench import run_runtime_bench
 
     Bundle.load(point_bundle).require_gradient_step("deploy")  # a gradient bundle passes
-    with pytest.raises(BundleError, match="adapts in its recurrent state.*scoreboard"):
+    with pytest.raises(BundleError, match=r"adapts in its recurrent state.*scoreboard"):
         Bundle.load(rl2_bundle).require_gradient_step("adapt-robot deploy")
     with pytest.raises(BundleError, match="adapt-robot bench runtime"):
         run_runtime_bench(rl2_bundle)
