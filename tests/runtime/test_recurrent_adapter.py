@@ -264,3 +264,35 @@ def test_the_jobs_that_time_a_gradient_step_refuse_a_recurrent_bundle(
         Bundle.load(rl2_bundle).require_gradient_step("adapt-robot deploy")
     with pytest.raises(BundleError, match="adapt-robot bench runtime"):
         run_runtime_bench(rl2_bundle)
+
+
+def test_the_bridge_serves_a_recurrent_bundle_unchanged(rl2_bundle: Path) -> None:
+    """Two episodes through the UDP bridge: the same actions as the adapter driven directly."""
+    from adapt_robot.runtime.bridge.client import BridgeClient
+    from adapt_robot.runtime.bridge.server import BridgeServer, BridgeServerConfig
+
+    served = OnlineAdapter(rl2_bundle, deterministic=True)
+    direct = OnlineAdapter(rl2_bundle, deterministic=True)
+    m = served.bundle.manifest
+    rng = np.random.default_rng(9)
+    episodes = [rng.normal(size=(6, m.observation.dim)).astype(np.float32) * 0.1 for _ in range(2)]
+    cfg = BridgeServerConfig(obs_dim=m.observation.dim, act_dim=m.action.dim)
+    server = BridgeServer(served, cfg).start()
+    got, want = [], []
+    try:
+        with BridgeClient(server.address, act_dim=m.action.dim, timeout_s=5.0) as client:
+            for ep in episodes:
+                got.append(client.act(ep[0]))
+                for t in range(1, len(ep)):
+                    got.append(client.act(ep[t], reward=-0.1 * t, done=False))
+                client.act(ep[-1], reward=-1.0, done=True)  # the episode's end: zeros back
+    finally:
+        server.stop()
+    for ep in episodes:
+        want.append(direct.act(ep[0]))
+        for t in range(1, len(ep)):
+            direct.observe(-0.1 * t, False)
+            want.append(direct.act(ep[t]))
+        direct.observe(-1.0, True)
+    np.testing.assert_allclose(np.stack(got), np.stack(want), atol=1e-6)
+    assert served.stats()["episodes"] == 2 and served.stats()["resets"] == 0
