@@ -397,6 +397,13 @@ class Manifest:
                 raise FieldError(f"parameters[{i}].name", f"{p.name!r} is listed twice")
             seen.add(p.name)
         adapted = [p.name for p in self.parameters if p.adapted]
+        if self.memory.recurrent != (self.policy.type == "gru"):
+            raise FieldError(
+                "memory.kind",
+                f"policy.type {self.policy.type} carries "
+                f"{'a' if self.policy.type == 'gru' else 'no'} recurrent state, memory.kind is "
+                f"{self.memory.kind}",
+            )
         if self.memory.recurrent:
             if "adapt_step" in self.graphs or adapted or self.inner_loop.loss != "none":
                 raise FieldError(

@@ -174,6 +174,11 @@ def test_inconsistent_memory_fields_are_refused(rl2_bundle: Path, tmp_path: Path
     write_manifest(bundle, data)
     with pytest.raises(BundleError, match="memory"):
         Bundle.load(bundle)
+    data["memory"]["kind"] = "recurrent"
+    data["policy"]["type"] = "gaussian_mlp"  # an MLP carries no state
+    write_manifest(bundle, data)
+    with pytest.raises(BundleError, match=r"policy\.type gaussian_mlp carries no recurrent state"):
+        Bundle.load(bundle)
 
 
 def test_the_gru_cell_is_pytorchs(rl2_run: Path) -> None:
