@@ -364,23 +364,14 @@ def normalizer_spec(policy: Policy) -> bf.NormalizerSpec:
 
 
 def memory_spec(policy: Policy) -> bf.MemorySpec:
-    """The manifest's ``memory`` section for ``policy``."""
-    if policy.state_dim == 0:
-        return bf.MemorySpec(
-            kind="none",
-            state_dim=0,
-            state_input="",
-            state_output="",
-            feedback=[],
-            reward_scale=policy.cfg.reward_scale,
-            reset="new_task",
-        )
+    """The manifest's ``memory`` section for ``policy`` (kind none: no state, no names)."""
+    recurrent = policy.state_dim > 0
     return bf.MemorySpec(
-        kind="recurrent",
+        kind="recurrent" if recurrent else "none",
         state_dim=policy.state_dim,
-        state_input=bf.MEMORY_STATE_INPUT,
-        state_output=bf.MEMORY_STATE_OUTPUT,
-        feedback=list(bf.MEMORY_FEEDBACK),
+        state_input=bf.MEMORY_STATE_INPUT if recurrent else "",
+        state_output=bf.MEMORY_STATE_OUTPUT if recurrent else "",
+        feedback=list(bf.MEMORY_FEEDBACK) if recurrent else [],
         reward_scale=policy.cfg.reward_scale,
         reset="new_task",
     )

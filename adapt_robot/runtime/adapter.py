@@ -428,7 +428,8 @@ class OnlineAdapter:
         return self._inner
 
     def _run(self, episodes: Episodes, generation: int, stop: Stop) -> AdaptResult:
-        inner = self._check_gradient("adapt")
+        inner = self._inner
+        assert inner is not None  # adapt() and adapt_async() refuse a recurrent bundle first
         with self._adapt_lock:
             self._stats["adapt_attempts"] += 1
             try:

@@ -56,6 +56,9 @@ BOOL = "tensor(bool)"
 OBS = "observation.dim"
 ACT = "action.dim"
 CAP = "inner_loop.capacity"
+STATE = "memory.state_dim"
+"""The state width: the one dimension a graph must declare statically (a symbolic width would
+only fail at the first act())."""
 
 
 def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
@@ -84,9 +87,9 @@ def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
             feedback: IOSpec = [
                 (name, [None, widths[name][0]], FLOAT, widths[name][1]) for name in mem.feedback
             ]
-            state: IOSpec = [(mem.state_input, [None, h], FLOAT, "memory.state_dim")]
+            state: IOSpec = [(mem.state_input, [None, h], FLOAT, STATE)]
             inputs = [inputs[0], *feedback, *state, *params]
-            outputs.append((mem.state_output, [None, h], FLOAT, "memory.state_dim"))
+            outputs.append((mem.state_output, [None, h], FLOAT, STATE))
     elif key == "adapt_step":
         rates: IOSpec = [
             (
@@ -156,7 +159,7 @@ def _check_side(
         )
     for arg, (name, shape, kind, source) in zip(declared, want, strict=True):
         got = _declared_shape(arg.shape)
-        exact = source == "memory.state_dim"  # a symbolic state width would fail at act()
+        exact = source == STATE
         ok = len(got) == len(shape) and all(
             (g is None and not exact) or w is None or g == w
             for g, w in zip(got, shape, strict=True)

@@ -34,6 +34,11 @@ def after(k: int) -> str:
     return f"after_{k}"
 
 
+def experience_episodes(stage: str) -> int:
+    """Episodes of experience behind ``stage``: ``k`` for ``after_k``, else 0."""
+    return int(stage.rsplit("_", 1)[1]) if stage.startswith("after_") else 0
+
+
 ADAPTIVE_STAGES = (BEFORE, *(after(k) for k in AFTER_EPISODES), FIRST_ATTEMPT)
 """Every stage an adaptive arm can score, in report order."""
 STAGES = (FIXED, *ADAPTIVE_STAGES)

@@ -75,6 +75,7 @@ class RL2Config:
     )
 
 
+@dataclass(frozen=True)
 class TrialRollouts:
     """Trials of ``M`` tasks as compact sequences ``[M, L, ...]`` (live steps first).
 
@@ -83,23 +84,20 @@ class TrialRollouts:
     inputs the rollout fed the policy. ``mask`` is 1 on those steps, 0 on the tail padding.
     """
 
-    def __init__(
-        self,
-        x: np.ndarray,
-        act: np.ndarray,
-        rew: np.ndarray,
-        mask: np.ndarray,
-        episode: np.ndarray,
-        success: np.ndarray,
-        label: np.ndarray | None = None,
-    ) -> None:
-        self.x, self.act, self.rew, self.mask = x, act, rew, mask
-        self.label = label
-        """The experts' clean actions in the visited states ``[M, L, A]`` (DAgger only)."""
-        self.episode = episode
-        """Episode index within the trial of every step ``[M, L]`` (-1 on padding)."""
-        self.success = success
-        """Success of every episode ``[M, K]``."""
+    x: np.ndarray
+    """Trial inputs ``[M, L, O + A + 2]`` (:func:`trial_input`)."""
+    act: np.ndarray
+    """Actions drawn (before the clip) ``[M, L, A]``."""
+    rew: np.ndarray
+    """Rewards ``[M, L]``."""
+    mask: np.ndarray
+    """1 on live steps, 0 on the tail padding ``[M, L]``."""
+    episode: np.ndarray
+    """Episode index within the trial of every step ``[M, L]`` (-1 on padding)."""
+    success: np.ndarray
+    """Success of every episode ``[M, K]``."""
+    label: np.ndarray | None = None
+    """The experts' clean actions in the visited states ``[M, L, A]`` (DAgger only)."""
 
     @property
     def env_steps(self) -> int:
@@ -266,14 +264,6 @@ class RL2(Learner):
             beta=beta or 0.0,
         )
 
-    def dagger_iteration(self, tasks: Sequence[TaskParams], rng: np.random.Generator) -> Any:
-        """One DAgger iteration: labelled trials, then the mean regressed on the labels."""
-        n = self.cfg.beta_iterations or self.cfg.dagger_iterations
-        beta = self.cfg.expert_beta * max(0.0, 1.0 - self.iterations_done / n)
-        roll = self.trials(tasks, rng, beta=beta)
-        metrics = self._update(roll, rng, self.cfg.dagger_lr, ppo=False)
-        return roll, {**metrics, "expert_beta": beta}
-
     def values(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """The value function ``V([h', x]) [M, L]``."""
         y = torch.cat([hidden, self.gru.normalize(x)], dim=-1)
@@ -283,16 +273,22 @@ class RL2(Learner):
     def iteration(self, rng: np.random.Generator) -> dict[str, float]:
         """Play one trial per train task, then PPO epochs over minibatches of whole trials.
 
-        The first ``dagger_iterations`` iterations are DAgger instead (:meth:`dagger_iteration`).
+        The first ``dagger_iterations`` iterations are DAgger instead: labelled trials (the
+        expert's action executed with a probability falling over ``beta_iterations``), then the
+        mean regressed on the labels.
         """
         tasks = self.train_tasks(rng)
         if self.iterations_done < self.cfg.dagger_iterations:
-            roll, extra = self.dagger_iteration(tasks, rng)
-            self.iterations_done += 1
-            self.gru.normalizer.update(roll.x[roll.mask > 0][:, : self.gru.family_obs_dim])
-            return {**self._summary(roll), **extra}
-        roll = self.trials(tasks, rng, beta=0.0 if self.cfg.bc_coef > 0 else None)
-        metrics = self._update(roll, rng, self.cfg.lr, ppo=True)
+            n = self.cfg.beta_iterations or self.cfg.dagger_iterations
+            beta = self.cfg.expert_beta * max(0.0, 1.0 - self.iterations_done / n)
+            roll = self.trials(tasks, rng, beta=beta)
+            metrics = {
+                **self._update(roll, rng, self.cfg.dagger_lr, ppo=False),
+                "expert_beta": beta,
+            }
+        else:
+            roll = self.trials(tasks, rng, beta=0.0 if self.cfg.bc_coef > 0 else None)
+            metrics = self._update(roll, rng, self.cfg.lr, ppo=True)
         self.iterations_done += 1
         self.gru.normalizer.update(roll.x[roll.mask > 0][:, : self.gru.family_obs_dim])
         return {**self._summary(roll), **metrics}

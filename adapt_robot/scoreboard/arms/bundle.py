@@ -53,6 +53,7 @@ from adapt_robot.scoreboard.results import (
     ArmResult,
     StageResult,
     after,
+    experience_episodes,
     stage_from_episodes,
 )
 from adapt_robot.sim.core.family import TaskFamily
@@ -200,7 +201,7 @@ class BundleArm:
                 )
             else:
                 modes[stage] = experience_mode(
-                    int(stage.rsplit("_", 1)[1]),
+                    experience_episodes(stage),
                     sequential=spec.experience == "sequential",
                     keep_on_success=spec.keep_on_success,
                 )
@@ -299,7 +300,7 @@ class _StageRun:
             scored = [ep]
         else:
             if self.stage not in (FIXED, BEFORE):
-                for _ in range(int(self.stage.rsplit("_", 1)[1])):
+                for _ in range(experience_episodes(self.stage)):
                     run_episode(robot, adapter)
                     if self.sequential:
                         self._adapt(adapter)
@@ -319,7 +320,7 @@ class _StageRun:
         with the state carried through them instead of an inner step; no scored episode has
         more experience than ``k``.
         """
-        k = int(self.stage.rsplit("_", 1)[1]) if self.stage.startswith("after_") else 0
+        k = experience_episodes(self.stage)
         scored = []
         for i in range(post_episodes):
             if i:
