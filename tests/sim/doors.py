@@ -16,6 +16,7 @@ BASE: dict[str, object] = {
     "damping": 2.0,
     "friction": 0.3,
     "spring": 1.0,
+    "closer": 0.0,
 }
 
 

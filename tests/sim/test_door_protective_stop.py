@@ -12,8 +12,10 @@ import pytest
 from adapt_robot.sim.core import gripper
 from adapt_robot.sim.envs.vector import VectorTaskEnv
 from adapt_robot.sim.families.door import DoorFamily, DoorParams
+from adapt_robot.sim.families.door import expert as de
 from adapt_robot.sim.families.door import protective_stop as PS
 from adapt_robot.sim.families.door import task as T
+from adapt_robot.sim.families.door.expert import DoorExpert
 from tests.sim.doors import door
 
 ENGINES = ("mujoco", "pybullet")
@@ -29,17 +31,23 @@ def _sensors(ee: tuple[float, float, float], vel: tuple[float, float, float]) ->
 _door = functools.partial(door, opens="pull", handle="knob", latched=False)
 
 
+def _tripped(sensors: np.ndarray, target: np.ndarray, opens: float = 1.0) -> bool:
+    """:func:`PS.tripped` for one row of an open door (``opens`` +1 push, -1 pull)."""
+    return bool(PS.tripped(sensors, target, np.array([opens]), np.array([0.5]))[0])
+
+
 # --- the estimate (pure numpy) -----------------------------------------------------------------
 def test_force_is_minus_the_carriage_pd_force() -> None:
     still = _sensors((0.1, 0.0, 0.2), (0.0, 0.0, 0.0))
     # Target 1 cm ahead in x of a grip point at rest: the PD pushes +40 N, the world pushes back.
     f = PS.external_force(still, np.array([[0.11, 0.0, 0.2]]))
     np.testing.assert_allclose(f, [[-40.0, 0.0, 0.0]], atol=1e-9)
-    assert not PS.tripped(still, np.array([[0.11, 0.0, 0.2]]))[0]
-    # 1.5 cm in x and 1.5 cm in y: sqrt(2) * 60 = 84.9 N horizontal, past the 70 N limit.
-    target = np.array([[0.115, 0.015, 0.2]])
-    np.testing.assert_allclose(PS.horizontal_force(still, target), [60.0 * np.sqrt(2.0)])
-    assert PS.tripped(still, target)[0]
+    assert not _tripped(still, np.array([[0.11, 0.0, 0.2]]))
+    # 2 cm in x and 2 cm in y: sqrt(2) * 80 = 113.1 N horizontal, past the 110 N limit.
+    target = np.array([[0.12, 0.02, 0.2]])
+    np.testing.assert_allclose(PS.horizontal_force(still, target), [80.0 * np.sqrt(2.0)])
+    assert _tripped(still, target)
+    assert not _tripped(still, np.array([[0.1185, 0.0185, 0.2]]))  # 104.7 N: under it
     # Moving at 0.4 m/s towards a target 2 cm ahead: 80 N - KV * 0.4 = 36 N.
     moving = _sensors((0.1, 0.0, 0.2), (0.4, 0.0, 0.0))
     np.testing.assert_allclose(PS.horizontal_force(moving, np.array([[0.12, 0.0, 0.2]])), [36.0])
@@ -50,9 +58,30 @@ def test_vertical_force_never_trips_and_each_axis_saturates() -> None:
     # Pressing a lever down 5 cm below the grip point: 200 N (saturated), vertical only.
     target = np.array([[0.0, 0.0, 0.15]])
     np.testing.assert_allclose(PS.external_force(still, target), [[0.0, 0.0, 200.0]])
-    assert not PS.tripped(still, target)[0]
+    assert not _tripped(still, target)
     # A target 1 m away in x saturates at the carriage limit, 200 N.
     np.testing.assert_allclose(PS.horizontal_force(still, np.array([[1.0, 0.0, 0.2]])), [200.0])
+
+
+def test_frame_load_is_the_push_against_the_opening_direction_of_a_closed_door() -> None:
+    still = _sensors((0.1, 0.0, 0.2), (0.0, 0.0, 0.0))
+    pull = np.array([[0.1 - 0.00625, 0.0, 0.2]])  # the gripper pulls with 25 N (-x)
+    push = np.array([[0.1 + 0.00625, 0.003, 0.2]])  # pushes with 25 N (+x), 12 N sideways
+    closed, open_ = np.array([0.001]), np.array([0.3])
+    push_door, pull_door = np.array([1.0]), np.array([-1.0])
+    # A push door pulled and a pull door pushed load their frames; the y part does not count.
+    np.testing.assert_allclose(PS.frame_load(still, pull, push_door, closed), [25.0])
+    np.testing.assert_allclose(PS.frame_load(still, push, pull_door, closed), [25.0])
+    # Pushed or pulled the way it opens, or once open, the frame takes nothing.
+    np.testing.assert_allclose(PS.frame_load(still, push, push_door, closed), [0.0])
+    np.testing.assert_allclose(PS.frame_load(still, pull, pull_door, closed), [0.0])
+    np.testing.assert_allclose(PS.frame_load(still, pull, push_door, open_), [0.0])
+    # 25 N survives; 31 N into the frame trips the stop, far below the 110 N reflex.
+    assert not PS.tripped(still, pull, push_door, closed)[0]
+    harder = np.array([[0.1 - 31.0 / gripper.KP, 0.0, 0.2]])
+    assert PS.tripped(still, harder, push_door, closed)[0]
+    assert not PS.tripped(still, harder, pull_door, closed)[0]
+    assert not PS.tripped(still, harder, push_door, open_)[0]
 
 
 def test_flag_ends_the_episode_and_costs_reward() -> None:
@@ -128,3 +157,58 @@ def test_the_expert_told_the_true_door_never_trips_it(engine: str) -> None:
     obs, ends = _run(engine, task, task)
     assert not ends.any() and obs[:, T.STOP].max() == 0.0
     assert T.success(obs).any()
+
+
+def _hold_then_push(
+    engine: str, task: DoorParams, force_x: float, keep_going: bool = False, steps: int = 12
+) -> tuple[np.ndarray, bool]:
+    """Grip the post as the expert does, then move the target ``force_x / KP`` beyond it in x.
+
+    The target is then held (a steady push of ``force_x`` while nothing moves), or with
+    ``keep_going`` moved as far again every step. Returns the door angles over the ``steps``
+    steps of the push and whether the stop tripped.
+    """
+    family = DoorFamily()
+    env = VectorTaskEnv(family, engine, 1)
+    try:
+        env.set_tasks([task])
+        expert = family.expert(task)
+        assert isinstance(expert, DoorExpert)
+        obs = env.reset(np.random.default_rng(0))[0]
+        while expert.phase(obs) != "open":
+            obs = env.step(expert.act(obs)[None])[0][0]
+        # Hold the grip; move the carriage target once, then keep it (zero moves).
+        move = np.array([force_x / gripper.KP / gripper.MAX_STEP, 0.0, 0.0, de.GRIP])
+        angles, stopped = [], False
+        for step in range(steps):
+            hold = step > 0 and not keep_going
+            obs, _, term, _, _ = env.step((move * [0, 0, 0, 1] if hold else move)[None])
+            angles.append(obs[0, T.ANGLE])
+            stopped |= bool(term[0])
+            if stopped:
+                break
+    finally:
+        env.close()
+    return np.array(angles), stopped
+
+
+_CLOSER_DOOR = _door(width=0.26, closer=36.0 * (0.26 - T.HANDLE_INSET))
+"""A pull knob held shut by a closer that needs 36 N at the post."""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_closer_door_cannot_be_felt_for_safely_in_both_engines(engine: str) -> None:
+    # 25 N either way: the closer holds it shut, the frame holds: nothing tells the two apart.
+    for force in (-25.0, 25.0):
+        angles, stopped = _hold_then_push(engine, _CLOSER_DOOR, force)
+        assert not stopped and np.abs(angles).max() < 0.01, (force, angles)
+    # Firmer: the right way (a pull, -x) opens it; the wrong way damages the frame.
+    # (A straight pull: on for longer, it would drag the post off its arc into the reflex.)
+    angles, stopped = _hold_then_push(engine, _CLOSER_DOOR, -50.0, keep_going=True, steps=5)
+    assert not stopped and angles[-1] > 0.15, angles
+    _, stopped = _hold_then_push(engine, _CLOSER_DOOR, 50.0)
+    assert stopped
+    # The same door without its closer moves under the 25 N pull: direction is cheap to feel.
+    light = dataclasses.replace(_CLOSER_DOOR, closer=0.0)
+    angles, stopped = _hold_then_push(engine, light, -25.0)
+    assert not stopped and angles[-1] > 0.015, angles

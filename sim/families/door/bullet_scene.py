@@ -160,7 +160,7 @@ class DoorBulletScene(BulletScene):
             self.body, list(_JOINTS), physicsClientId=client
         )
         latch = float(np.clip(ctrl[0], 0.0, 1.0))
-        hinge = -self.task.spring * q - self.task.damping * qd
+        hinge = -self.task.closer - self.task.spring * q - self.task.damping * qd
         hinge -= latch * (T.LATCH_STIFFNESS * q + T.LATCH_DAMPING * qd)
         g = self.geom
         lever = -g.lever_stiffness * (ql - g.lever_springref) - T.LEVER_DAMPING * qld

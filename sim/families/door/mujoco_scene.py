@@ -59,6 +59,7 @@ def door_mjcf(task: DoorParams) -> str:
           size="{_v((0.01, 0.008, frame_h / 2))}"/>
     <body name="door" pos="{_v(g.hinge)}">
       <joint name="hinge" type="hinge" axis="0 0 {g.sign:g}" range="0 {T.HINGE_RANGE}"
+             solreflimit="{T.HINGE_LIMIT_SOLREF} 1"
              damping="{task.damping:.6g}" frictionloss="{task.friction:.6g}"
              stiffness="{task.spring:.6g}" springref="0"/>
       <inertial pos="{_v(g.panel_centre)}" mass="{T.PANEL_MASS}" diaginertia="{_v(inertia)}"/>
@@ -85,7 +86,8 @@ def door_mjcf(task: DoorParams) -> str:
   </worldbody>
   <actuator>
     <general name="latch" joint="hinge" gaintype="affine"
-             gainprm="0 {-T.LATCH_STIFFNESS:g} {-T.LATCH_DAMPING:g}" biastype="none"
+             gainprm="0 {-T.LATCH_STIFFNESS:g} {-T.LATCH_DAMPING:g}" biastype="affine"
+             biasprm="{-task.closer:.6g} 0 0"
              ctrlrange="0 1" ctrllimited="true"/>
   </actuator>
   <sensor>

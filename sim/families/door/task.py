@@ -12,6 +12,11 @@ World frame: x away from the robot, y to the robot's left, z up (m, kg, N, s, ra
 open towards +x, ``pull`` doors towards -x. The door angle is the *opening* angle (0 closed, > 0
 open, in either direction); the hinge joint's axis is flipped per task so that it is.
 
+Every door without a latch is held shut by a closer: a constant closing torque ``closer`` (N m)
+on top of the spring, ``CLOSER_FORCE`` (33-40 N) at the post, more than the frame takes when the
+door is driven the wrong way into it (``protective_stop.FRAME_FORCE``, 30 N). A latched door has
+no closer (its latch holds it) and moves under a light push once the lever is pressed.
+
 Reward (pure numpy on observations and actions, computable on the robot)::
 
     r = W_REACH * (1 - tanh(REACH_SCALE * |handle - grip point|))
@@ -23,7 +28,7 @@ Reward (pure numpy on observations and actions, computable on the robot)::
 
 with ``angle`` the door angle in ``obs`` and ``angle'``, ``protective_stop'`` in ``next_obs``.
 A protective stop (:mod:`adapt_robot.sim.families.door.protective_stop`: the horizontal force at the
-grip point above 70 N, i.e. pushing or pulling the handle against a blocked direction) also ends the
+grip point above 110 N, or a closed door driven into its frame with more than 30 N) also ends the
 episode (:func:`terminated`).
 """
 
@@ -76,6 +81,11 @@ POST_SOLREF = 0.004
 # --- joints (identical laws in both engines) --------------------------------------------------
 HINGE_RANGE = 1.75
 """Opening range of the door (rad, ~100 deg); 0 is the closed stop."""
+HINGE_LIMIT_SOLREF = 0.004
+"""MuJoCo time constant (s) of the hinge's closed stop: stiff, so that how far a door sinks into
+its frame does not tell a push from a pull. With the default 0.02 s a closer's door held with
+25 N either way sat 1.9 and 6.4 mrad past closed (1.2 mm apart at the handle); with 0.004 s, 0.15
+and 0.46 mrad (0.08 mm). PyBullet's stop: under 0.01 mrad."""
 LEVER_RANGE = 0.6
 """Lever travel (rad): 0 at rest, up to 0.6 pressed down."""
 LEVER_LOW = -0.1
@@ -110,6 +120,10 @@ DAMPING_TEST = (0.5, 8.0)
 SPRING_TRAIN = (0.0, 3.0)
 SPRING_TEST = (0.0, 5.0)
 FRICTION_RANGE = (0.0, 1.0)
+CLOSER_FORCE = (33.0, 40.0)
+"""Static force (N) at the handle post a closer needs before its door moves (its preload torque
+is this times the hinge-to-post radius): above ``FRAME_FORCE``, so a closed door with a closer
+does not move under any push that is safe the wrong way (see ``protective_stop``)."""
 HANDLE_X = (-0.05, -0.02)
 HANDLE_Y = (-0.07, 0.07)
 HANDLE_Z = (0.10, 0.28)
@@ -164,12 +178,23 @@ class DoorParams(TaskParams):
     spring: float = param(
         doc="closing spring (N m/rad) about closed", low=0.0, high=5.0, hidden=True
     )
+    closer: float = param(
+        doc="door closer preload (N m): a constant closing torque on top of the spring; 0 = none",
+        low=0.0,
+        high=15.0,
+        hidden=True,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.latched and self.handle != "lever":
             raise ValueError(
                 f"DoorParams.latched: only lever doors can be latched, got handle={self.handle!r}"
+            )
+        if self.latched and self.closer > 0.0:
+            raise ValueError(
+                f"DoorParams.closer: a latched door has no closer (the latch holds it shut), got "
+                f"closer={self.closer:g} N m; use closer=0 or latched=False"
             )
 
 
@@ -245,7 +270,10 @@ def handle_on_arc(task: DoorParams, angle: float | np.ndarray) -> np.ndarray:
 
 # --- splits -----------------------------------------------------------------------------------
 def sample_split(rng: np.random.Generator, n: int, split: Split) -> list[DoorParams]:
-    """``n`` doors of ``split``: test doors are wider, and may be more damped and stiffer."""
+    """``n`` doors of ``split``: test doors are wider, and may be more damped and stiffer.
+
+    Closers are drawn alike in both splits: every door without a latch has one.
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     if n < 0:
@@ -273,9 +301,15 @@ def sample_split(rng: np.random.Generator, n: int, split: Split) -> list[DoorPar
                 damping=float(rng.uniform(*damping)),
                 friction=float(rng.uniform(*FRICTION_RANGE)),
                 spring=float(rng.uniform(*spring)),
+                closer=0.0 if kind == 2 else closer_preload(rng, width),
             )
         )
     return tasks
+
+
+def closer_preload(rng: np.random.Generator, width: float) -> float:
+    """Preload (N m) of the closer of a door of ``width``: ``CLOSER_FORCE`` at the post, drawn."""
+    return float(rng.uniform(*CLOSER_FORCE)) * (width - HANDLE_INSET)
 
 
 def split_of(task: DoorParams) -> Split:
@@ -359,7 +393,7 @@ OBS_SPEC = VectorSpec(
             low=0,
             high=1,
             unit="1",
-            doc="1 once the arm's force reflex stopped it (horizontal force > 70 N), else 0",
+            doc="1 once the episode was stopped (force reflex > 110 N, or frame forced > 30 N)",
         ),
     )
 )
