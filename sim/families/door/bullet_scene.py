@@ -3,7 +3,7 @@
 The door is a multibody (panel, lever arm, post) on a fixed base at the hinge; the joint laws are
 applied by hand before every sub-step.
 
-Joint laws (both engines): hinge torque ``-spring q - damping qdot`` plus the latch
+Joint laws (both engines): hinge torque ``-closer - spring q - damping qdot`` plus the latch
 ``-(LATCH_STIFFNESS q + LATCH_DAMPING qdot) * ctrl``, and dry friction ``friction`` (a velocity
 motor with target 0 and that force limit, PyBullet's counterpart of MuJoCo's ``frictionloss``);
 lever torque ``-stiffness (q - springref) - LEVER_DAMPING qdot``; swivel torque

@@ -3,7 +3,8 @@
 Every task compiles to the same sizes (nq=8, nv=8, nu=6, 16 sensors): the lever joint exists on
 knob doors too, held rigid by a stiff spring. The latch is the ``latch`` actuator on the hinge,
 an affine-gain actuator whose force is ``-(LATCH_STIFFNESS q + LATCH_DAMPING qdot) * ctrl``, with
-``ctrl`` in {0, 1} decided by the family each control step.
+``ctrl`` in {0, 1} decided by the family each control step, plus its constant bias ``-closer``
+(the door closer's preload torque, 0 on latched doors).
 """
 
 from __future__ import annotations
