@@ -227,7 +227,8 @@ def test_working_window_holds_the_experts_theta_and_the_law_opens_doors_at_its_e
         theta = family.expert_law_params(task)
         assert np.all(low <= lo) and np.all(lo <= theta) and np.all(theta <= hi)
         assert np.all(hi <= high)
-        assert lo[2] * hi[2] > 0  # the press sign is part of the window on every door
+        # Press a latched lever, and only a latched one (the sign is part of every window).
+        assert (lo[2] > 0) == task.latched and (hi[2] < 0) == (not task.latched)
     env = VectorTaskEnv(family, "mujoco", len(tasks))
     rng = np.random.default_rng(0)
     try:

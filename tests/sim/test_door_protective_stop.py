@@ -31,9 +31,16 @@ def _sensors(ee: tuple[float, float, float], vel: tuple[float, float, float]) ->
 _door = functools.partial(door, opens="pull", handle="knob", latched=False)
 
 
-def _tripped(sensors: np.ndarray, target: np.ndarray, opens: float = 1.0) -> bool:
-    """:func:`PS.tripped` for one row of an open door (``opens`` +1 push, -1 pull)."""
-    return bool(PS.tripped(sensors, target, np.array([opens]), np.array([0.5]))[0])
+_LEFT_PUSH = np.array([[0.16, 0.2, 1.0, 0.2]])
+"""Hinge row of a push door hinged on the left: axis at (0.16, 0.2), radius 0.2 m, so that a grip
+point at (0.1, 0.0) holds the post (ARM_LENGTH = 0.06 m in front of the hinge axis)."""
+_LEFT_PULL = _LEFT_PUSH * [1.0, 1.0, -1.0, 1.0]
+"""The same door opening the other way (pull): its axis turns the other way."""
+
+
+def _tripped(sensors: np.ndarray, target: np.ndarray) -> bool:
+    """:func:`PS.tripped` for one row of an open door (the frame takes nothing)."""
+    return bool(PS.tripped(sensors, target, _LEFT_PUSH, np.array([0.5]))[0])
 
 
 # --- the estimate (pure numpy) -----------------------------------------------------------------
@@ -63,25 +70,53 @@ def test_vertical_force_never_trips_and_each_axis_saturates() -> None:
     np.testing.assert_allclose(PS.horizontal_force(still, np.array([[1.0, 0.0, 0.2]])), [200.0])
 
 
-def test_frame_load_is_the_push_against_the_opening_direction_of_a_closed_door() -> None:
-    still = _sensors((0.1, 0.0, 0.2), (0.0, 0.0, 0.0))
-    pull = np.array([[0.1 - 0.00625, 0.0, 0.2]])  # the gripper pulls with 25 N (-x)
-    push = np.array([[0.1 + 0.00625, 0.003, 0.2]])  # pushes with 25 N (+x), 12 N sideways
-    closed, open_ = np.array([0.001]), np.array([0.3])
-    push_door, pull_door = np.array([1.0]), np.array([-1.0])
-    # A push door pulled and a pull door pushed load their frames; the y part does not count.
-    np.testing.assert_allclose(PS.frame_load(still, pull, push_door, closed), [25.0])
-    np.testing.assert_allclose(PS.frame_load(still, push, pull_door, closed), [25.0])
-    # Pushed or pulled the way it opens, or once open, the frame takes nothing.
-    np.testing.assert_allclose(PS.frame_load(still, push, push_door, closed), [0.0])
-    np.testing.assert_allclose(PS.frame_load(still, pull, pull_door, closed), [0.0])
-    np.testing.assert_allclose(PS.frame_load(still, pull, push_door, open_), [0.0])
-    # 25 N survives; 31 N into the frame trips the stop, far below the 110 N reflex.
-    assert not PS.tripped(still, pull, push_door, closed)[0]
+def _load(ee: tuple[float, float], push: tuple[float, float], hinges: np.ndarray) -> float:
+    """Frame load (N) of a closed door when the gripper at ``ee`` pushes with ``push`` (N)."""
+    sensors = _sensors((*ee, 0.2), (0.0, 0.0, 0.0))
+    target = np.array([[ee[0] + push[0] / gripper.KP, ee[1] + push[1] / gripper.KP, 0.2]])
+    return float(PS.frame_load(sensors, target, hinges, np.array([0.001]))[0])
+
+
+def test_frame_load_is_the_torque_that_drives_a_closed_door_into_its_frame() -> None:
+    post = (0.1, 0.0)
+    # Pulled with 25 N at the post (arm -0.2 m along the panel): 5 N m shut, 25 N at the post.
+    assert _load(post, (-25.0, 0.0), _LEFT_PUSH) == pytest.approx(25.0)
+    assert _load(post, (-25.0, 0.0), _LEFT_PULL) == pytest.approx(0.0)  # the way it opens
+    # 25 N in x and 12 N sideways: the sideways part turns it too, about the post's 6 cm in
+    # front of the axis: (0.2 * 25 - 0.06 * 12) / 0.2 = 21.4 N into a pull door's frame.
+    assert _load(post, (25.0, 12.0), _LEFT_PULL) == pytest.approx(21.4)
+    assert _load(post, (25.0, 12.0), _LEFT_PUSH) == pytest.approx(0.0)
+    # A sideways push alone loads one door's frame and opens the other: 0.06 * 105 / 0.2.
+    assert _load(post, (0.0, -105.0), _LEFT_PULL) == pytest.approx(31.5)
+    assert _load(post, (0.0, -105.0), _LEFT_PUSH) == pytest.approx(0.0)
+    # At the panel's free edge (0.24 m from the axis) 26 N take 6.24 N m: 31.2 N at the post.
+    assert _load((0.16, -0.04), (-26.0, 0.0), _LEFT_PUSH) == pytest.approx(31.2)
+    # Open, the frame takes nothing.
+    sensors = _sensors((*post, 0.2), (0.0, 0.0, 0.0))
+    pull = np.array([[0.1 - 25.0 / gripper.KP, 0.0, 0.2]])
+    assert PS.frame_load(sensors, pull, _LEFT_PUSH, np.array([0.3]))[0] == 0.0
+    # 30 N is the limit, far below the 110 N reflex.
+    assert not PS.tripped(sensors, pull, _LEFT_PUSH, np.array([0.001]))[0]
     harder = np.array([[0.1 - 31.0 / gripper.KP, 0.0, 0.2]])
-    assert PS.tripped(still, harder, push_door, closed)[0]
-    assert not PS.tripped(still, harder, pull_door, closed)[0]
-    assert not PS.tripped(still, harder, push_door, open_)[0]
+    assert PS.tripped(sensors, harder, _LEFT_PUSH, np.array([0.001]))[0]
+    assert not PS.tripped(sensors, harder, _LEFT_PULL, np.array([0.001]))[0]
+
+
+def test_a_door_sunk_past_its_stop_is_observed_at_the_stop() -> None:
+    task = _door(opens="push", hinge_side="left")
+    hinges = T.hinge_rows([task])
+    g = gripper.N_SENSORS
+    closed = np.zeros((1, g + T.N_DOOR_SENSORS))
+    closed[0, g : g + 3] = T.handle_on_arc(task, 0.0)
+    sunk = closed.copy()
+    sunk[0, g : g + 3] = T.handle_on_arc(task, -4e-4)
+    sunk[0, g + 3 : g + 5] = (-4e-4, -0.01)
+    seen = T.at_stop(sunk, hinges)
+    np.testing.assert_allclose(seen, closed, atol=1e-12)
+    opening = closed.copy()
+    opening[0, g : g + 3] = T.handle_on_arc(task, 0.3)
+    opening[0, g + 3 : g + 5] = (0.3, 0.5)
+    np.testing.assert_array_equal(T.at_stop(opening, hinges), opening)
 
 
 def test_flag_ends_the_episode_and_costs_reward() -> None:

@@ -75,7 +75,14 @@ AT_XY = 0.015
 AT_Z = 0.0075
 """Height (m) above ``HOLD_Z`` under which the grip point counts as down at the handle."""
 GRIP = 1.0
-"""Grip effort while holding the post (84 N per finger)."""
+"""Grip effort while holding the post (120 N per finger: a closer's door is pulled with up to
+~90 N, and the post must not be pulled out of the pinch)."""
+PRESS_GRIP = 0.35
+"""Grip effort while pressing a lever (42 N per finger, above ``TOUCH_FIRM``'s 36 N): the post
+turns in the pinch as the lever goes down, and a lighter pinch lets it turn with less force,
+whose part towards the robot drives a closed push door into its frame
+(``protective_stop.FRAME_FORCE``: the press peaks at 23 N of frame load, 38 N with the full
+grip)."""
 TOUCH_FIRM = 0.3
 """Pad force (fraction of ``FINGER_FORCE_MAX``: 36 N) on both pads that means the post is held."""
 PRESS_LEVEL = 0.52
@@ -89,7 +96,9 @@ PINCH = 0.02
 arc: about where the post turns in the pinch (the middle of its overlap with the pads), so the
 post turns in the pinch without sliding and comes back to its place when the lever is let up."""
 PRESSED_UNTIL = 0.12
-"""Door angle (rad) after which the lever is let up (the latch zone ends at 0.1)."""
+"""Door angle (rad) after which the lever is let up (the latch zone ends at 0.1). Early: pulled
+towards the robot above its pivot a pressed lever turns further down, and letting it up later,
+under the pull a closer's door needs, pulled the post out of the pinch (at 0.2 rad, MuJoCo)."""
 LEAD = 0.025
 """How far ahead (m of arc) of its present position the post is sent each step while opening.
 The law integrates (the env adds each step to its target), so this sets the opening speed,
@@ -274,7 +283,7 @@ def door_law(obs: np.ndarray, theta: np.ndarray) -> np.ndarray:
     )
     # Array branches (not Python floats) keep a traced law in float64.
     grip = np.where(opening | closing, zero + GRIP, zero - 1.0)
-    grip = np.where(pressing, zero + 0.35, grip)
+    grip = np.where(pressing, zero + PRESS_GRIP, grip)
     return np.concatenate([np.clip(move / gripper.MAX_STEP, -1.0, 1.0), grip], axis=1)
 
 

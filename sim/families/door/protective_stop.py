@@ -27,12 +27,16 @@ The frame. A closed door (opening angle ``< FRAME_ZONE``) driven into its frame,
 not open (a pull door pushed, a push door pulled), takes the push on the frame's stop moulding,
 which gives way above ``FRAME_FORCE``: damage, like a fragile object crushed, so the episode ends
 the same way (the ``protective_stop`` entry, terminated). :func:`frame_load` is the part of the
-gripper's push on the world, ``-F_ext``, along x against the door's opening direction. Every
+gripper's push on the world, ``-F_ext``, turning the door shut about its hinge (a torque, so
+that a push anywhere and in any direction counts), over the hinge-to-post radius. Every
 door without a latch has a closer (:mod:`adapt_robot.sim.families.door.task`) that holds it shut
 until 33-40 N are pushed or pulled the right way at the post, more than the frame takes the
 wrong way: so a push the frame survives does not tell a closer's door's direction (it moves
 neither way), and the first firm push is a commitment. One full-speed control step into a
-blocked door (``MAX_STEP`` = 2 cm of target) builds ``KP * MAX_STEP`` = 80 N, well past it.
+blocked door (``MAX_STEP`` = 2 cm of target) builds ``KP * MAX_STEP`` = 80 N, well past the
+frame's limit; pulling against a latch, the reflex trips in the second such step. A door that
+sinks past its closed stop is observed at the stop
+(:func:`adapt_robot.sim.families.door.task.at_stop`), so how far it sinks tells nothing either.
 
 Thresholds. ``STOP_FORCE`` = 110 N lies above the scripted expert's peak horizontal force when
 it is told the true door (91 N MuJoCo, 100 N PyBullet, pulling a closer's door, before success
@@ -74,23 +78,37 @@ def horizontal_force(sensors: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.norm(external_force(sensors, target)[:, :2], axis=1)
 
 
-def frame_load(
-    sensors: np.ndarray, target: np.ndarray, opens: np.ndarray, door_angle: np.ndarray
-) -> np.ndarray:
-    """Force ``[B]`` (N) the gripper drives a closed door into its frame with (0 when open).
+def opening_torque(sensors: np.ndarray, target: np.ndarray, hinges: np.ndarray) -> np.ndarray:
+    """Torque ``[B]`` (N m) the gripper's push turns each door open with (negative: closed).
 
-    ``opens [B]`` is +1 for push doors (they open towards +x), -1 for pull doors; ``door_angle
-    [B]`` the opening angle. The gripper pushes on the world with ``-F_ext``; its x part against
-    the opening direction loads the frame while the door rests on it (``< FRAME_ZONE``).
+    ``hinges [B, 4]``: axis x, axis y, sign, radius per door
+    (:func:`adapt_robot.sim.families.door.task.hinge_rows`).
+    The gripper pushes on the world with ``-F_ext`` at its grip point ``ee_pos``; the torque is
+    taken about the door's hinge axis ``(0, 0, sign)``, so any push counts wherever it lands
+    (the post, the panel's free edge) and in any horizontal direction (the post stands
+    ``ARM_LENGTH`` in front of the hinge axis, so a sideways push turns the door too).
     """
-    push_x = -external_force(sensors, target)[:, 0]
-    closed = door_angle < FRAME_ZONE
-    return np.where(closed, np.maximum(-opens * push_x, 0.0), 0.0)
+    push = -external_force(sensors, target)
+    arm = sensors[:, 0:2] - hinges[:, 0:2]
+    torque_z = arm[:, 0] * push[:, 1] - arm[:, 1] * push[:, 0]
+    return np.asarray(hinges[:, 2] * torque_z)
+
+
+def frame_load(
+    sensors: np.ndarray, target: np.ndarray, hinges: np.ndarray, door_angle: np.ndarray
+) -> np.ndarray:
+    """Load ``[B]`` (N at the post) the gripper drives a closed door into its frame with.
+
+    The closing part of :func:`opening_torque` over the hinge-to-post radius, while the door
+    rests on its frame (``door_angle < FRAME_ZONE``); 0 when it is open.
+    """
+    closing = np.maximum(-opening_torque(sensors, target, hinges), 0.0) / hinges[:, 3]
+    return np.where(door_angle < FRAME_ZONE, closing, 0.0)
 
 
 def tripped(
-    sensors: np.ndarray, target: np.ndarray, opens: np.ndarray, door_angle: np.ndarray
+    sensors: np.ndarray, target: np.ndarray, hinges: np.ndarray, door_angle: np.ndarray
 ) -> np.ndarray:
     """Boolean ``[B]``: horizontal force over ``STOP_FORCE``, or frame load over ``FRAME_FORCE``."""
     reflex = horizontal_force(sensors, target) > STOP_FORCE
-    return reflex | (frame_load(sensors, target, opens, door_angle) > FRAME_FORCE)
+    return reflex | (frame_load(sensors, target, hinges, door_angle) > FRAME_FORCE)
