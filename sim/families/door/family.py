@@ -35,8 +35,8 @@ hidden setting (chosen on 48 train doors: left hinge, pull, unlatched lever, 0.2
 (both splits, both engines): 79.2 points (the scoreboard's ``fixed_expert`` arm, the best of 17
 candidates chosen on 48 other train doors and scored on 3 episodes per door, opens 14.6%).
 Against a reactive policy: DR-PPO
-(``launch/door_ppo_dr.yaml``, 30 min) opens 57.6% (MuJoCo) and 40.3% (PyBullet) of 48 held-out
-doors (``docs/scoreboard.md``), 42.4 and 59.7 points below the oracle. No policy that does not
+(``launch/door_ppo_dr.yaml``, 30 min) opens 50.7% (MuJoCo) and 38.9% (PyBullet) of 48 held-out
+doors (``docs/scoreboard.md``), 49.3 and 61.1 points below the oracle. No policy that does not
 adapt can open much more than the latched doors (pressed, then felt for their direction) and
 half of the closer doors (a guess): 67.7% of the same 48 held-out doors (17 latched, 31 with a
 closer), 32.3 points below the oracle. Before the closers and the frame limit (a protective stop
