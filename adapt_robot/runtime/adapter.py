@@ -297,7 +297,8 @@ class OnlineAdapter:
         done = True if flag is None else flag
         r = float("nan") if reward is None else _as_float(reward)
         if self._pending_ok:
-            r = self._device_reward(next_obs) if reward is None else _as_float(reward)
+            if reward is None:
+                r = self._device_reward(next_obs)
             if not abs(r) <= self.safety.max_abs_reward:  # also catches NaN
                 self.counters.reward_faults += 1
             self._stats["last_reward"] = r

@@ -25,23 +25,23 @@ handle without pushing), press the lever before opening (``press > 0``, latched 
 width, which sets the arc the handle follows. Damping, friction, spring and closer change nothing
 it does (the latch decides the press); they change whether a given ``theta`` works. Told the
 true door it opens 100% of 48 train and 48 test doors, seeds 0 and 1, in MuJoCo and PyBullet,
-without a stop (peak horizontal force 91 N MuJoCo, 100 N PyBullet; peak frame load 23 N and 16
-N). The default learner
-``law_id`` (``launch/door_law.yaml``) is this law told ``theta`` decoded from an identified latent.
+without a stop (peak horizontal force 91 N MuJoCo, 100 N PyBullet; peak frame load 23 N and
+16 N). The default learner ``law_id`` (``launch/door_law.yaml``) is this law told ``theta``
+decoded from an identified latent.
 
 Headroom (``python -m adapt_robot.sim.experts.headroom door --engine E --tasks 48``, seed 0): the
 oracle opens 100% of the doors of both splits in both engines; the expert told the best fixed
 hidden setting (chosen on 48 train doors: left hinge, pull, unlatched lever, 0.235 m) opens 20.8%
 (both splits, both engines): 79.2 points (the scoreboard's ``fixed_expert`` arm, the best of 17
 candidates chosen on 48 other train doors and scored on 3 episodes per door, opens 14.6%).
-Against a reactive policy: DR-PPO
-(``launch/door_ppo_dr.yaml``, 30 min) opens 50.7% (MuJoCo) and 38.9% (PyBullet) of 48 held-out
-doors (``docs/scoreboard.md``), 49.3 and 61.1 points below the oracle. No policy that does not
-adapt can open much more than the latched doors (pressed, then felt for their direction) and
-half of the closer doors (a guess): 67.7% of the same 48 held-out doors (17 latched, 31 with a
-closer), 32.3 points below the oracle. Before the closers and the frame limit (a protective stop
-at 70 N only, and no closer), DR-PPO opened 99.3% of the held-out doors in MuJoCo: a reactive
-policy felt for the door's direction under the stop limit, and the door did not test adaptation.
+Against a reactive policy: DR-PPO (``launch/door_ppo_dr.yaml``, 30 min) opens 50.7% (MuJoCo)
+and 38.9% (PyBullet) of 48 held-out doors (``docs/scoreboard.md``), 49.3 and 61.1 points below
+the oracle. No policy that does not adapt can open much more than the latched doors (pressed,
+then felt for their direction) and half of the closer doors (a guess): 67.7% of the same 48
+held-out doors (17 latched, 31 with a closer), 32.3 points below the oracle. Before the closers
+and the frame limit (a protective stop at 70 N only, and no closer), DR-PPO opened 99.3% of the
+held-out doors in MuJoCo: a reactive policy felt for the door's direction under the stop limit,
+and the door did not test adaptation.
 """
 
 from __future__ import annotations
