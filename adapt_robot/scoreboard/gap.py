@@ -65,18 +65,12 @@ class GapClosed:
     """Confidence level of the interval."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping."""
-        return {
-            "value": self.value,
-            "low": self.low,
-            "high": self.high,
-            "refused": self.refused,
-            "bootstrap": {
-                "resamples": self.resamples,
-                "dropped": self.dropped,
-                "confidence": self.confidence,
-            },
-        }
+        """JSON-ready mapping of the figure alone: every number in it is a share of the gap."""
+        return {"value": self.value, "low": self.low, "high": self.high, "refused": self.refused}
+
+    def bootstrap_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping of how the interval was drawn (kept apart from the figure)."""
+        return {"resamples": self.resamples, "dropped": self.dropped, "confidence": self.confidence}
 
 
 def _rates(x: np.ndarray, name: str, n: int | None) -> np.ndarray:

@@ -99,8 +99,8 @@ def engine_section(board: Mapping[str, Any], min_headroom: float) -> str:
         gap = markdown_table(
             ["arm", "stage", "gap closed [95% paired bootstrap]", "resamples dropped"],
             [
-                [g["arm"], g["stage"], _gap(g), g["bootstrap"]["dropped"]]
-                for g in board["gap_closed"]
+                [g["arm"], g["stage"], _gap(g), b["dropped"]]
+                for g, b in zip(board["gap_closed"], board["gap_bootstrap"], strict=True)
             ],
             ["left", "left", "right", "right"],
         )

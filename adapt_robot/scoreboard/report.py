@@ -4,8 +4,10 @@ Per engine: every arm and stage with its success (95% Wilson interval over episo
 return (95% t interval over tasks), time to success, adaptation compute and rejections; the
 references (the best oracle arm and the best robust arm on ``fixed`` success), the headroom and
 whether it reaches ``min_headroom``; ``gap_closed`` per adaptive arm and stage with its paired
-bootstrap interval. Across engines: each arm and stage's success in every other engine minus the
-first engine's, a t interval over the per-task differences (the tasks are the same).
+bootstrap interval (only shares of the gap), and ``gap_bootstrap`` beside it, in the same order,
+with how each interval was drawn (resamples, those dropped for want of headroom, confidence).
+Across engines: each arm and stage's success in every other engine minus the first engine's, a
+t interval over the per-task differences (the tasks are the same).
 
 Rendering (:mod:`~adapt_robot.scoreboard.markdown`, :mod:`~adapt_robot.scoreboard.figure`)
 reads only this mapping, so the JSON file is the Markdown's machine-readable twin.
@@ -24,7 +26,7 @@ from adapt_robot.scoreboard.config import ScoreboardConfig
 from adapt_robot.scoreboard.gap import headroom_points, paired_gap_closed
 from adapt_robot.scoreboard.results import ADAPTIVE_STAGES, FIXED, ArmResult, StageResult
 
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
 """Version of the ``scoreboard.json`` layout; bumped on any incompatible change."""
 
 
@@ -74,7 +76,7 @@ def engine_report(
     oracle, robust = _best(arms, "oracle"), _best(arms, "robust")
     o, r = oracle.stages[FIXED], robust.stages[FIXED]
     room = headroom_points(o.rate, r.rate)
-    gaps = []
+    gaps, draws = [], []
     for arm in arms:
         if arm.kind != "adaptive":
             continue
@@ -86,7 +88,9 @@ def engine_report(
                 resamples=cfg.report.bootstrap,
                 seed=seed,
             )
-            gaps.append({"arm": arm.arm, "stage": stage.stage, **gap.to_dict()})
+            key = {"arm": arm.arm, "stage": stage.stage}
+            gaps.append({**key, **gap.to_dict()})
+            draws.append({**key, **gap.bootstrap_dict()})
     return {
         "engine": engine,
         "rows": [stage_summary(a, s) for a in arms for s in a.stages.values()],
@@ -95,6 +99,7 @@ def engine_report(
         "headroom_points": room,
         "tests_adaptation": room >= cfg.report.min_headroom,
         "gap_closed": gaps,
+        "gap_bootstrap": draws,
         "best_adaptive": best_adaptive(arms, gaps),
         "notes": {a.arm: list(a.notes) for a in arms if a.notes},
         "seconds": {a.arm: a.seconds for a in arms},
