@@ -14,6 +14,19 @@ Nagabandi et al. ICLR 2019; MIER, Mendonca et al. 2020; CAVIA, Zintgraf et al. I
 ``f``'s parameters are named ``id.l{i}.w`` / ``id.l{i}.b`` and travel in the bundle beside the
 policy's; only ``context`` is adapted. The normaliser is the policy's (frozen at export).
 
+The model can instead be a **transition encoder** (:class:`TransitionEncoder`, RMA's adaptation
+module, Kumar et al. RSS 2021, as a permutation-invariant pool over transitions like PEARL's and
+a conditional neural process's): a network ``phi`` maps the transitions straight to a latent
+estimate, and the loss is the squared distance to it::
+
+    h_t  = tanh(g([norm(obs_t), clip(act_t), d_t]))          # one feature row per transition
+    phi  = tanh(head([masked mean_t h_t, masked max_t h_t]))
+    loss = 0.5 * |z - phi|^2                                 # 0 with no transition
+
+One inner step with rate 1 lands exactly on ``phi``: the robot's "history -> z" module, with no
+gradient through any model, runs through the same step, export, acceptance rule and safety
+checks as the dynamics model (one adaptation contract).
+
 In training, the true hidden parameters of each task are encoded into the latent target
 ``mu(hidden)`` by :class:`HiddenEncoder` (privileged information, simulation only; RMA, Kumar
 et al. RSS 2021).
@@ -81,15 +94,53 @@ class LatentPolicy(Protocol):
         ...
 
 
+class TransitionModel(Protocol):
+    """What the identification loss needs of a model: a fit of ``z`` to one task's rows."""
+
+    def init_params(self, generator: torch.Generator) -> Params:
+        """Fresh ``id.*`` parameters."""
+        ...
+
+    def fit(
+        self,
+        params: Mapping[str, torch.Tensor],
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        next_obs: torch.Tensor,
+        mask: torch.Tensor,
+        z: torch.Tensor,
+    ) -> torch.Tensor:
+        """The loss of latent ``z [Z]`` on rows ``[N, ...]`` with live ``mask [N]`` (scalar)."""
+        ...
+
+
+def _observed_change(
+    policy: LatentPolicy, obs: torch.Tensor, next_obs: torch.Tensor
+) -> torch.Tensor:
+    """Observed normalised change, clipped to ``+-DELTA_CLIP``; 0 on dead dimensions.
+
+    A dimension that never varied in training (:meth:`ObsNormalizer.live`) is not used: the
+    model cannot have learned how it moves.
+    """
+    norm = policy.normalizer
+    std = torch.as_tensor(np.sqrt(norm.var + 1e-8), dtype=obs.dtype)
+    live = torch.as_tensor(norm.live(), dtype=obs.dtype)
+    return torch.clamp((next_obs - obs) / std, -DELTA_CLIP, DELTA_CLIP) * live
+
+
+def _check_latent_policy(policy: LatentPolicy) -> None:
+    if policy.cfg.adapt != "context":
+        raise ValueError(
+            f"policy.adapt: the latent learner adapts the context, expected 'context', got "
+            f"{policy.cfg.adapt!r}"
+        )
+
+
 class IdentificationModel:
     """``f(obs, act, z)``: the normalised observation change, predicted from the latent."""
 
     def __init__(self, policy: LatentPolicy, hidden: Sequence[int]) -> None:
-        if policy.cfg.adapt != "context":
-            raise ValueError(
-                f"policy.adapt: the latent learner adapts the context, expected 'context', got "
-                f"{policy.cfg.adapt!r}"
-            )
+        _check_latent_policy(policy)
         self.policy = policy
         self.z_dim = policy.cfg.context_dim
         self.sizes = (policy.obs_dim + policy.act_dim + self.z_dim, *hidden, policy.obs_dim)
@@ -112,15 +163,8 @@ class IdentificationModel:
         return _mlp(params, ID_PREFIX, torch.cat([x, a, zz], dim=-1))
 
     def target(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """Observed normalised change, clipped to ``+-DELTA_CLIP``; 0 on dead dimensions.
-
-        A dimension that never varied in training (:meth:`ObsNormalizer.live`) is not
-        predicted: the model cannot have learned how it moves.
-        """
-        norm = self.policy.normalizer
-        std = torch.as_tensor(np.sqrt(norm.var + 1e-8), dtype=obs.dtype)
-        live = torch.as_tensor(norm.live(), dtype=obs.dtype)
-        return torch.clamp((next_obs - obs) / std, -DELTA_CLIP, DELTA_CLIP) * live
+        """Observed normalised change (:func:`_observed_change`), what ``f`` predicts."""
+        return _observed_change(self.policy, obs, next_obs)
 
     def row_errors(
         self,
@@ -134,6 +178,104 @@ class IdentificationModel:
         err = self.predict(params, obs, act, z) - self.target(obs, next_obs)
         return (err**2).mean(-1)
 
+    def fit(
+        self,
+        params: Mapping[str, torch.Tensor],
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        next_obs: torch.Tensor,
+        mask: torch.Tensor,
+        z: torch.Tensor,
+    ) -> torch.Tensor:
+        """Masked mean prediction error of ``f(., ., z)`` over the live rows."""
+        rows = self.row_errors(params, obs, act, next_obs, z)
+        return (mask * rows).sum() / torch.clamp(mask.sum(), min=1.0)
+
+
+class TransitionEncoder:
+    """``phi(transitions)``: a latent estimate pooled over the rows (see the module docstring).
+
+    Parameters ``id.g.*`` (the per-transition features ``g``, tanh-bounded so that padding the
+    max with -1 never wins over a live row) and ``id.h.*`` (the head); ``hidden`` are the
+    widths of ``g``.
+    """
+
+    G_PREFIX: ClassVar[str] = ID_PREFIX + "g."
+    H_PREFIX: ClassVar[str] = ID_PREFIX + "h."
+
+    def __init__(self, policy: LatentPolicy, hidden: Sequence[int]) -> None:
+        _check_latent_policy(policy)
+        if not hidden:
+            raise ValueError("model_hidden: the transition encoder needs at least one layer")
+        self.policy = policy
+        self.z_dim = policy.cfg.context_dim
+        self.g_sizes = (2 * policy.obs_dim + policy.act_dim, *hidden)
+        self.h_sizes = (2 * hidden[-1], self.z_dim)
+
+    def init_params(self, generator: torch.Generator) -> Params:
+        """Fresh ``id.g.*`` and ``id.h.*`` parameters."""
+        params = _mlp_init(self.g_sizes, self.G_PREFIX, generator, out_scale=1.0)
+        params.update(_mlp_init(self.h_sizes, self.H_PREFIX, generator, out_scale=0.1))
+        return params
+
+    def features(
+        self,
+        params: Mapping[str, torch.Tensor],
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        next_obs: torch.Tensor,
+    ) -> torch.Tensor:
+        """Feature rows ``h [..., H]`` in (-1, 1), one per transition."""
+        x = torch.cat(
+            [
+                self.policy.normalize(obs),
+                torch.clamp(act, -1.0, 1.0),
+                _observed_change(self.policy, obs, next_obs),
+            ],
+            dim=-1,
+        )
+        return torch.tanh(_mlp(params, self.G_PREFIX, x))
+
+    def estimate(
+        self,
+        params: Mapping[str, torch.Tensor],
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        next_obs: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """``phi [Z]`` in (-1, 1) of rows ``[N, ...]`` (only the live ones count)."""
+        h = self.features(params, obs, act, next_obs)
+        live = mask[..., None]
+        mean = (live * h).sum(-2) / torch.clamp(mask.sum(-1)[..., None], min=1.0)
+        top = torch.where(live > 0, h, -torch.ones_like(h)).amax(-2)
+        return torch.tanh(_mlp(params, self.H_PREFIX, torch.cat([mean, top], dim=-1)))
+
+    def fit(
+        self,
+        params: Mapping[str, torch.Tensor],
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        next_obs: torch.Tensor,
+        mask: torch.Tensor,
+        z: torch.Tensor,
+    ) -> torch.Tensor:
+        """``0.5 |z - phi|^2``, 0 when no row is live (the latent then stays where it is)."""
+        phi = self.estimate(params, obs, act, next_obs, mask)
+        seen = (mask.sum() > 0).to(z.dtype)
+        return seen * 0.5 * ((z - phi) ** 2).sum()
+
+
+def transition_model(
+    kind: str, policy: LatentPolicy, hidden: Sequence[int]
+) -> IdentificationModel | TransitionEncoder:
+    """The model of ``algo.identifier``: ``dynamics`` (``f``) or ``encoder`` (``phi``)."""
+    if kind == "dynamics":
+        return IdentificationModel(policy, hidden)
+    if kind == "encoder":
+        return TransitionEncoder(policy, hidden)
+    raise ValueError(f"identifier: expected 'dynamics' or 'encoder', got {kind!r}")
+
 
 class IdentificationLoss:
     """The inner loss of the latent learner (:class:`adapt_robot.meta.inner.InnerLoss`)."""
@@ -141,22 +283,20 @@ class IdentificationLoss:
     kind: ClassVar[LossKind] = "identification"
     fields: ClassVar[tuple[str, ...]] = ("obs", "act", "next_obs", "mask")
 
-    def __init__(self, model: IdentificationModel) -> None:
+    def __init__(self, model: TransitionModel) -> None:
         self.model = model
 
     def __call__(self, params: Mapping[str, torch.Tensor], batch: InnerBatch) -> torch.Tensor:
-        """Masked mean prediction error of ``f(., ., params['context'])`` on ``batch``."""
+        """The model's fit of ``params['context']`` to ``batch`` (:meth:`TransitionModel.fit`)."""
         if batch.next_obs is None:
             raise ValueError("identification loss: the batch has no next_obs")
-        rows = self.model.row_errors(
-            params, batch.obs, batch.act, batch.next_obs, params["context"]
+        return self.model.fit(
+            params, batch.obs, batch.act, batch.next_obs, batch.mask, params["context"]
         )
-        denom = torch.clamp(batch.mask.sum(), min=1.0)
-        return (batch.mask * rows).sum() / denom
 
 
 def model_fit(
-    model: IdentificationModel,
+    model: TransitionModel,
     params: Mapping[str, torch.Tensor],
     z: torch.Tensor,
     batch: InnerBatch,
@@ -169,8 +309,7 @@ def model_fit(
     def one(
         zi: torch.Tensor, o: torch.Tensor, a: torch.Tensor, n: torch.Tensor, m: torch.Tensor
     ) -> torch.Tensor:
-        rows = model.row_errors(params, o, a, n, zi)
-        return (m * rows).sum() / torch.clamp(m.sum(), min=1.0)
+        return model.fit(params, o, a, n, m, zi)
 
     if batch.next_obs is None:
         raise ValueError("model fit: the batch has no next_obs")

@@ -142,3 +142,41 @@ def test_keep_on_success_adapts_only_after_a_failed_episode(
     else:
         assert result.reason != KEPT_SUCCESS and result.steps == il.steps
     adapter.close()
+
+
+@pytest.fixture(scope="module")
+def encoder_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The latent learner with the transition encoder (RMA-style), a few seconds of it."""
+    from tests.conftest import train_launch
+
+    out = tmp_path_factory.mktemp("rt_encoder") / "run"
+    sets = ("algo.identifier=encoder", "algo.inner_steps=1", "algo.inner_lr=1.0")
+    return train_launch("smoke_latent.yaml", out, *sets)
+
+
+def test_device_encoder_step_lands_where_the_torch_encoder_says(
+    encoder_run: Path, tmp_path: Path
+) -> None:
+    """z_1 = z_0 - rate * (z_0 - phi(the robot's transitions)): the history -> z module runs on
+    the device through the same exported step, acceptance rule and checks."""
+    from tests.conftest import export
+
+    _, learner, _ = load_run(encoder_run)
+    bundle = Bundle.load(export(encoder_run, tmp_path / "b"))
+    assert bundle.manifest.inner_loop.loss == "identification"
+    assert any(p.name.startswith("id.g.") for p in bundle.manifest.parameters)
+    il = bundle.manifest.inner_loop
+    adapter = OnlineAdapter(bundle, mode=EpisodicMode(episodes=1, steps=1), auto_adapt=False)
+    drive(adapter, smooth_obs(bundle, il.horizon, 3), il.horizon)
+    result = adapter.adapt()
+    assert result.accepted, result
+    b = adapter._inner.batch
+    params = {k: v.detach() for k, v in learner.params.items()}
+    phi = learner.model.estimate(
+        params, *(torch.as_tensor(x) for x in (b.obs, b.act, b.next_obs, b.mask))
+    )
+    z0, rate = params["context"], learner.lrs()["context"].detach()
+    want = (z0 - rate * (z0 - phi)).numpy()
+    assert np.abs(adapter.params["context"] - want).max() < 1e-5
+    assert result.loss_after < result.loss_before
+    adapter.close()

@@ -3,7 +3,8 @@
 Both :class:`~adapt_robot.meta.algorithms.latent.LatentID` (a latent-conditioned MLP taught by
 the experts) and :class:`~adapt_robot.meta.algorithms.law.LawID` (the family's control law told
 a decoded latent) adapt only ``context`` on the robot, with the identification loss of a learned
-model ``f(obs, act, z)`` (:mod:`adapt_robot.meta.identification`), per-dimension learned rates
+model ``f(obs, act, z)`` or transition encoder ``phi`` (``identifier``,
+:mod:`adapt_robot.meta.identification`), per-dimension learned rates
 (Meta-SGD on ``z``), an encoder ``mu`` of privileged targets into the latent space, a replay of
 recent tasks and second-order outer steps. This module holds that machinery once; each learner
 adds how it acts, what it is supervised on and its outer loss.
@@ -15,7 +16,7 @@ from abc import abstractmethod
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,8 +27,8 @@ from adapt_robot.meta.algorithms.base import Learner, check_finite
 from adapt_robot.meta.identification import (
     HiddenEncoder,
     IdentificationLoss,
-    IdentificationModel,
     transition_batch,
+    transition_model,
 )
 from adapt_robot.meta.inner import (
     MAX_INNER_STEPS,
@@ -54,7 +55,15 @@ class IdentifyingConfig:
         3, doc="Gradient steps on z per adaptation (1-3).", ge=1, le=MAX_INNER_STEPS
     )
     lr: float = setting(1e-3, doc="Adam step size of every trained tensor.", gt=0)
-    model_hidden: tuple[int, ...] = setting((64, 64), doc="Hidden widths of the model f.")
+    identifier: Literal["dynamics", "encoder"] = setting(
+        "dynamics",
+        doc="What the robot's step fits z to: the prediction error of a dynamics model "
+        "f(obs, act, z) (dynamics), or the squared distance to a transition encoder's estimate "
+        "phi(transitions) (encoder: RMA's history -> z module; one step at rate 1 lands on it).",
+    )
+    model_hidden: tuple[int, ...] = setting(
+        (64, 64), doc="Hidden widths of the model f (or of the encoder's per-transition net)."
+    )
     encoder_hidden: tuple[int, ...] = setting((32,), doc="Hidden widths of the encoder mu.")
     explore_episodes: int = setting(
         3, doc="Exploration episodes per task with z0 (the most the robot adapts on).", ge=1
@@ -107,7 +116,7 @@ class IdentifyingLearner(Learner):
             )
         self.id_cfg = cfg
         gen = torch.Generator().manual_seed(seed + 7)
-        self.model = IdentificationModel(policy, cfg.model_hidden)
+        self.model = transition_model(cfg.identifier, policy, cfg.model_hidden)
         self.inner_loss = IdentificationLoss(self.model)
         for k, v in self.model.init_params(gen).items():
             self.params[k] = v.requires_grad_(True)

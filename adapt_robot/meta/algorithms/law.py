@@ -51,6 +51,12 @@ iteration on ``M`` train tasks:
    ``z0``, and every goal measured from it, from one mode to another), so the
    first attempt opens some doors and tells the others apart by how it fails.
 
+With ``identifier: encoder`` the robot's step fits ``z`` to a transition encoder's estimate
+``phi(transitions)`` instead of a dynamics model's prediction error (RMA's adaptation module,
+:class:`~adapt_robot.meta.identification.TransitionEncoder`); every term above is the same, so
+``model_w L_id(mu(u*))`` regresses ``phi`` on the privileged latent, as RMA's second phase does,
+and the outer loss trains it through the step as well (``launch/door_law_encoder.yaml``).
+
 The observation normaliser is fitted on the first iteration's first attempts and on expert-law
 episodes of the same tasks (``normalizer_expert``), so the motion of an adapted law is inside
 the spread the model and the runtime's checks are scaled by.
