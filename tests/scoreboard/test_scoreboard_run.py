@@ -95,6 +95,49 @@ def test_bundle_arm_is_reproducible_and_adapt_false_scores_fixed(point_bundle_3e
     assert fixed.stages[FIXED].adapt_ms.size == 0
 
 
+def test_repeats_run_each_stage_again_from_the_meta_parameters(
+    point_bundle_3ep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """repeats: R runs per task and stage, each reset to meta and with its own experience; the
+    first run is the single-run score, and every run's scored episodes are the task's."""
+    from adapt_robot.runtime.adapter import OnlineAdapter
+    from adapt_robot.scoreboard.arms import bundle as bundle_arm
+    from adapt_robot.sim.registry import get_family
+
+    played: list[int] = []
+    resets: list[int] = []
+    real_run, real_reset = bundle_arm.run_episode, OnlineAdapter.reset_to_meta
+
+    def counting(robot: object, adapter: object, **kw: object) -> object:
+        played.append(1)
+        return real_run(robot, adapter, **kw)  # type: ignore[arg-type]
+
+    def reset(self: OnlineAdapter) -> None:
+        resets.append(1)
+        real_reset(self)
+
+    monkeypatch.setattr(bundle_arm, "run_episode", counting)
+    monkeypatch.setattr(OnlineAdapter, "reset_to_meta", reset)
+    family = get_family("point")
+    tasks = family.sample_tasks(np.random.default_rng(5), 2, "test")
+    settings = ScoreSettings(split="test", post_episodes=2)
+    base = {"kind": "adaptive", "type": "bundle", "bundle": str(point_bundle_3ep)}
+    one = BundleArm(BundleSpec(name="a", stages=("after_2",), **base), settings)
+    three = BundleArm(BundleSpec(name="a", stages=("after_2",), repeats=3, **base), settings)
+    single = one.score(family, "numpy", tasks, seed=4).stages["after_2"]
+    played.clear()
+    resets.clear()
+    result = three.score(family, "numpy", tasks, seed=4)
+    stage = result.stages["after_2"]
+    # 2 tasks x 3 runs x (2 experience + 2 scored episodes); one reset per run.
+    assert len(played) == 24 and len(resets) == 6
+    assert stage.episodes == 6 and stage.successes.shape == (2,)
+    assert stage.adapt_ms.size == 6  # one batch adaptation per run
+    assert "3 runs per task and stage" in result.notes[-1]
+    assert single.episodes == 2
+    assert np.all(stage.successes >= 0) and np.all(stage.successes <= 6)
+
+
 def _arm(name: str, kind: str, stage: str, success: list[list[bool]]) -> ArmResult:
     returns = [[-1.0] * len(row) for row in success]
     return ArmResult(

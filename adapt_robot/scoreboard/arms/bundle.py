@@ -19,6 +19,11 @@ the meta-parameters (``reset_to_meta()``, experience cleared):
   next tick. A robot adapts off the control thread, so its parameters arrive some ticks later;
   the measured compute (``adapt_ms``) says how many ticks that is at a given rate.
 
+With ``repeats: R`` each stage runs ``R`` times per task, each from ``reset_to_meta()`` with
+fresh experience (the robot's initial states differ), and the task's scored episodes are those
+of all runs: a stage's scored episodes share one adaptation, so one run per task measures the
+experience it happened to get, and on doors identical protocols differed by up to 15 points.
+
 Adapting synchronously makes the scores reproducible (the same seed gives the same figures).
 
 A recurrent bundle (RL², ``memory.kind: recurrent``) adapts in its state: for every scored
@@ -93,6 +98,14 @@ class BundleSpec(ArmSpec):
         "(batch); or an adaptation after each of the k episodes, on all of them so far, each "
         "episode acted with the last result (sequential: EpisodicMode(episodes=1, once=False, "
         "history=k)). Every adaptation's outcome is counted.",
+    )
+    repeats: int = setting(
+        1,
+        doc="Independent runs of each stage per task, each from the meta-parameters with "
+        "fresh experience (other initial states); the scored episodes of all runs are the "
+        "task's (post_episodes x repeats). A stage's scored episodes share one adaptation, so "
+        "on few tasks one run per task is noisy; repeats average over the experience too.",
+        ge=1,
     )
     window_every: int = setting(
         5, doc="first_attempt: control ticks between sliding-window adaptations.", ge=1
@@ -226,9 +239,11 @@ class BundleArm:
             for task in tasks:
                 robot.set_task(task)
                 for stage in stages:
-                    ad = adapters[stage]
-                    ad.reset_to_meta()
-                    runs[stage].run(robot, ad, self.settings.post_episodes)
+                    ad, scored = adapters[stage], []
+                    for _ in range(spec.repeats):
+                        ad.reset_to_meta()
+                        scored.append(runs[stage].run(robot, ad, self.settings.post_episodes))
+                    runs[stage].add_task(scored)
         finally:
             for ad in adapters.values():
                 ad.close()
@@ -248,6 +263,12 @@ class BundleArm:
                 f"first_attempt: adapt every {m.every} ticks on the last {m.window} transitions "
                 f"from tick {-(-m.min_window // m.every) * m.every}, {m.steps} inner step(s), "
                 "synchronously",
+            )
+        if spec.repeats > 1:
+            notes += (
+                f"{spec.repeats} runs per task and stage, each from the meta-parameters with "
+                f"fresh experience: {spec.repeats * self.settings.post_episodes} scored "
+                "episodes per task",
             )
         return ArmResult(
             arm=spec.name,
@@ -284,8 +305,10 @@ class _StageRun:
         if not result.accepted:
             self.rejections[result.reason] += 1
 
-    def run(self, robot: SimRobot, adapter: OnlineAdapter, post_episodes: int) -> None:
-        """Run this stage on the robot's current task (the adapter just reset to meta)."""
+    def run(
+        self, robot: SimRobot, adapter: OnlineAdapter, post_episodes: int
+    ) -> list[EpisodeOutcome]:
+        """The scored episodes of one run on the robot's current task (adapter reset to meta)."""
         if self.recurrent:
             scored = self._recurrent(robot, adapter, post_episodes)
         elif self.stage == FIRST_ATTEMPT:
@@ -307,9 +330,15 @@ class _StageRun:
                 if not self.sequential:
                     self._adapt(adapter)
             scored = [run_episode(robot, adapter) for _ in range(post_episodes)]
-        self.success.append([e.success for e in scored])
-        self.returns.append([e.ret for e in scored])
-        self.first.append(_steps_to_success(scored))
+        return scored
+
+    def add_task(self, runs: Sequence[Sequence[EpisodeOutcome]]) -> None:
+        """One task's row from its runs' scored episodes; steps to success: their median."""
+        episodes = [e for scored in runs for e in scored]
+        self.success.append([e.success for e in episodes])
+        self.returns.append([e.ret for e in episodes])
+        steps = [s for s in (_steps_to_success(scored) for scored in runs) if not math.isnan(s)]
+        self.first.append(float(np.median(steps)) if steps else math.nan)
 
     def _recurrent(
         self, robot: SimRobot, adapter: OnlineAdapter, post_episodes: int

@@ -102,7 +102,7 @@ class LatentOracleArm:
                     seed=seed,
                     auto_adapt=False,
                 ) as adapter:
-                    run.run(robot, adapter, self.settings.post_episodes)
+                    run.add_task([run.run(robot, adapter, self.settings.post_episodes)])
         finally:
             robot.close()
         return ArmResult(
