@@ -26,16 +26,17 @@ width, which sets the arc the handle follows. Damping, friction, spring and clos
 it does (the latch decides the press); they change whether a given ``theta`` works. Told the
 true door it opens 100% of 48 train and 48 test doors, seeds 0 and 1, in MuJoCo and PyBullet,
 without a stop (peak horizontal force 91 N MuJoCo, 100 N PyBullet; peak frame load 23 N and
-16 N). The default learner ``law_id`` (``launch/door_law.yaml``) is this law told ``theta``
-decoded from an identified latent.
+16 N). The door's learner ``law_id`` (``launch/door_law_encoder.yaml``, chosen on validation
+doors over the dynamics-model identifier of ``launch/door_law.yaml``) is this law told
+``theta`` decoded from an identified latent.
 
 Headroom (``python -m adapt_robot.sim.experts.headroom door --engine E --tasks 48``, seed 0): the
 oracle opens 100% of the doors of both splits in both engines; the expert told the best fixed
 hidden setting (chosen on 48 train doors: left hinge, pull, unlatched lever, 0.235 m) opens 20.8%
 (both splits, both engines): 79.2 points (the scoreboard's ``fixed_expert`` arm, the best of 17
 candidates chosen on 48 other train doors and scored on 3 episodes per door, opens 14.6%).
-Against a reactive policy: DR-PPO (``launch/door_ppo_dr.yaml``, 30 min) opens 50.7% (MuJoCo)
-and 38.9% (PyBullet) of 48 held-out doors (``docs/scoreboard.md``), 49.3 and 61.1 points below
+Against a reactive policy: DR-PPO (``launch/door_ppo_dr.yaml``, 30 min) opens 39.6% (MuJoCo)
+and 44.4% (PyBullet) of 48 held-out doors (``docs/scoreboard.md``), 60.4 and 55.6 points below
 the oracle. No policy that does not adapt can open much more than the latched doors (pressed,
 then felt for their direction) and half of the closer doors (a guess): 67.7% of the same 48
 held-out doors (17 latched, 31 with a closer), 32.3 points below the oracle. Before the closers
