@@ -256,6 +256,11 @@ def test_sequential_exploration_acts_each_round_with_the_last_adaptation(
     assert not np.allclose(played[1], played[0])
 
 
+def test_the_encoder_identifier_refuses_the_prior_term() -> None:
+    with pytest.raises(ValueError, match="prior_w: the prior fit at z0 is a dynamics-model term"):
+        _law_learner("smoke_law.yaml", "algo.identifier=encoder", "algo.prior_w=1.0")
+
+
 def test_prior_term_fits_the_model_at_z0_and_holds_z0() -> None:
     # f is fitted at z0 too (the prior model): its gradient reaches f's weights, never z0.
     from adapt_robot.meta.identification import ID_PREFIX, model_fit

@@ -54,8 +54,12 @@ iteration on ``M`` train tasks:
 With ``identifier: encoder`` the robot's step fits ``z`` to a transition encoder's estimate
 ``phi(transitions)`` instead of a dynamics model's prediction error (RMA's adaptation module,
 :class:`~adapt_robot.meta.identification.TransitionEncoder`); every term above is the same, so
-``model_w L_id(mu(u*))`` regresses ``phi`` on the privileged latent, as RMA's second phase does,
-and the outer loss trains it through the step as well (``launch/door_law_encoder.yaml``).
+``model_w L_id(mu(u*))`` regresses ``phi`` on the privileged latent (RMA's second phase), and
+the outer loss trains it through the step as well (``launch/door_law_encoder.yaml``). Unlike
+RMA, which freezes ``mu`` in that phase, the term is not detached: ``mu`` is pulled towards
+``phi`` too (as it is towards ``f``'s fit with the dynamics model), held to the task by the
+teacher term; the committed door and grasp results were trained so. ``prior_w`` is refused
+with the encoder (it would pull ``phi`` to ``z0``).
 
 The observation normaliser is fitted on the first iteration's first attempts and on expert-law
 episodes of the same tasks (``normalizer_expert``), so the motion of an adapted law is inside
@@ -181,6 +185,12 @@ class LawID(IdentifyingLearner):
     def __init__(self, policy: Any, sampler: Sampler, cfg: LawConfig, seed: int) -> None:
         if not isinstance(policy, ControlLawPolicy):
             raise TypeError(f"law_id: expected a ControlLawPolicy, got {type(policy).__name__}")
+        if cfg.identifier == "encoder" and cfg.prior_w > 0:
+            raise ValueError(
+                "algo.prior_w: the prior fit at z0 is a dynamics-model term; with identifier: "
+                "encoder it would pull the encoder's estimate to z0 for every task. Set "
+                "prior_w: 0 or identifier: dynamics"
+            )
         super().__init__(policy, sampler, cfg, seed, target_dim=len(sampler.family.law_params))
         self.law: ControlLawPolicy = policy
         self.cfg = cfg

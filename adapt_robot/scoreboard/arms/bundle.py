@@ -103,8 +103,10 @@ class BundleSpec(ArmSpec):
         1,
         doc="Independent runs of each stage per task, each from the meta-parameters with "
         "fresh experience (other initial states); the scored episodes of all runs are the "
-        "task's (post_episodes x repeats). A stage's scored episodes share one adaptation, so "
-        "on few tasks one run per task is noisy; repeats average over the experience too.",
+        "task's (post_episodes x repeats; first_attempt: repeats). A stage's scored episodes "
+        "share one adaptation, so on few tasks one run per task is noisy; repeats average over "
+        "the experience too. Steps to success: the median over the runs that succeeded (a task "
+        "counts as succeeded when any run did).",
         ge=1,
     )
     window_every: int = setting(
@@ -267,8 +269,8 @@ class BundleArm:
         if spec.repeats > 1:
             notes += (
                 f"{spec.repeats} runs per task and stage, each from the meta-parameters with "
-                f"fresh experience: {spec.repeats * self.settings.post_episodes} scored "
-                "episodes per task",
+                f"fresh experience: {spec.repeats} x the stage's scored episodes per task; "
+                "steps to success: the median over the runs that succeeded",
             )
         return ArmResult(
             arm=spec.name,
