@@ -246,10 +246,10 @@ class TransitionEncoder:
     ) -> torch.Tensor:
         """``phi [Z]`` in (-1, 1) of rows ``[N, ...]`` (only the live ones count)."""
         h = self.features(params, obs, act, next_obs)
-        live = mask[..., None]
-        kept = torch.where(live > 0, h, torch.zeros_like(h))  # a padded row never leaks, even NaN
+        live = mask[..., None] > 0
+        kept = torch.where(live, h, torch.zeros_like(h))  # a padded row never leaks, even NaN
         mean = kept.sum(-2) / torch.clamp(mask.sum(-1)[..., None], min=1.0)
-        top = torch.where(live > 0, h, -torch.ones_like(h)).amax(-2)
+        top = torch.where(live, h, -torch.ones_like(h)).amax(-2)
         return torch.tanh(_mlp(params, self.H_PREFIX, torch.cat([mean, top], dim=-1)))
 
     def fit(

@@ -233,11 +233,16 @@ def as_door(task: TaskParams) -> DoorParams:
     return task
 
 
+def post_radius(width: float) -> float:
+    """Hinge-to-post distance along the panel (m) of a door of ``width``."""
+    return width - HANDLE_INSET
+
+
 def geometry(task: DoorParams) -> DoorGeometry:
     """Where the door of ``task`` is, from its handle position, width and hinge side."""
     along = -1.0 if task.hinge_side == "left" else 1.0
     push = 1.0 if task.opens == "push" else -1.0
-    radius = task.width - HANDLE_INSET
+    radius = post_radius(task.width)
     hinge = np.array([task.handle_x + ARM_LENGTH, task.handle_y - along * radius, 0.0])
     top = task.handle_z + PANEL_TOP_ABOVE_HANDLE
     stiffness = LEVER_STIFFNESS if task.handle == "lever" else KNOB_STIFFNESS
@@ -351,7 +356,7 @@ def sample_split(rng: np.random.Generator, n: int, split: Split) -> list[DoorPar
 
 def closer_preload(rng: np.random.Generator, width: float) -> float:
     """Preload (N m) of the closer of a door of ``width``: ``CLOSER_FORCE`` at the post, drawn."""
-    return float(rng.uniform(*CLOSER_FORCE)) * (width - HANDLE_INSET)
+    return float(rng.uniform(*CLOSER_FORCE)) * post_radius(width)
 
 
 def split_of(task: DoorParams) -> Split:
