@@ -243,3 +243,58 @@ def pack_transitions(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, out: Ba
         x[rows:] = 0.0
     out.adv[:rows] = 0.0
     return rows
+
+
+CONTEXT_FIELDS = ("obs", "act", "rew", "next_obs", "mask")
+"""Inputs of ``encoder.onnx`` (a PEARL bundle's context), in order."""
+
+
+@dataclass(frozen=True)
+class ContextBatch:
+    """Preallocated context of ``encoder.onnx``: transitions with their rewards.
+
+    ``obs [N, O]``, ``act [N, A]``, ``rew [N]``, ``next_obs [N, O]`` and ``mask [N]`` (float32).
+    """
+
+    obs: np.ndarray
+    act: np.ndarray
+    rew: np.ndarray
+    next_obs: np.ndarray
+    mask: np.ndarray
+
+    @classmethod
+    def zeros(cls, capacity: int, obs_dim: int, act_dim: int) -> ContextBatch:
+        """An empty context of ``capacity`` rows."""
+        return cls(
+            obs=np.zeros((capacity, obs_dim), dtype=np.float32),
+            act=np.zeros((capacity, act_dim), dtype=np.float32),
+            rew=np.zeros(capacity, dtype=np.float32),
+            next_obs=np.zeros((capacity, obs_dim), dtype=np.float32),
+            mask=np.zeros(capacity, dtype=np.float32),
+        )
+
+    def feed(self) -> dict[str, np.ndarray]:
+        """The context tensors as graph inputs (:data:`CONTEXT_FIELDS`)."""
+        return {f: getattr(self, f) for f in CONTEXT_FIELDS}
+
+
+def pack_context(
+    obs: np.ndarray, act: np.ndarray, rew: np.ndarray, mask: np.ndarray, out: ContextBatch
+) -> int:
+    """Write the transitions ``(obs_t, act_t, rew_t, obs_t+1)`` of padded episodes into ``out``.
+
+    The same pairing as :func:`pack_transitions` (both steps live in the same episode; the
+    latest kept when there are more than the capacity), with the reward of step ``t``.
+    Returns the number of live rows. Training builds its PEARL contexts with this function.
+    """
+    pair = (mask[:, :-1] > 0) & (mask[:, 1:] > 0)
+    o, a, r, n = obs[:, :-1][pair], act[:, :-1][pair], rew[:, :-1][pair], obs[:, 1:][pair]
+    cap = out.obs.shape[0]
+    if len(o) > cap:
+        o, a, r, n = o[-cap:], a[-cap:], r[-cap:], n[-cap:]
+    rows = len(o)
+    out.obs[:rows], out.act[:rows], out.rew[:rows], out.next_obs[:rows] = o, a, r, n
+    out.mask[:rows] = 1.0
+    for x in (out.obs, out.act, out.rew, out.next_obs, out.mask):
+        x[rows:] = 0.0
+    return rows

@@ -20,7 +20,8 @@ TRAIN_FILES = sorted(
 def test_the_issue_asks_for_these_launch_files() -> None:
     names = {p.name for p in TRAIN_FILES}
     for family in ("grasp", "door", "point"):
-        assert f"{family}_maml.yaml" in names
+        for learner in ("maml", "rl2", "pearl"):
+            assert f"{family}_{learner}.yaml" in names
     for family in ("grasp", "door"):
         assert f"{family}_ppo_dr.yaml" in names
     assert "smoke.yaml" in names

@@ -100,12 +100,22 @@ def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "algo",
-    [[], ["algo={name: rl2, trial_episodes: 2, dagger_iterations: 10}"]],
-    ids=["maml", "rl2"],
+    [
+        [],
+        ["algo={name: rl2, trial_episodes: 2, dagger_iterations: 10}"],
+        [
+            "algo={name: pearl, train_tasks: 6, replay_size: 64, grad_steps: 2, meta_batch: 3, "
+            "batch_size: 8, context_size: 10, encoder_hidden: [8], critic_hidden: [8], "
+            "bc_coef: 0.5, expert_beta: 0.5, beta_iterations: 10}",
+            "policy.adapt=context",
+        ],
+    ],
+    ids=["maml", "rl2", "pearl"],
 )
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path, algo: list[str]) -> None:
     """Killed mid-run and resumed: the same curve and parameters as a run never killed (RL²:
-    across its switch from DAgger to PPO, with its value function and schedule restored)."""
+    across its switch from DAgger to PPO, with its value function and schedule restored;
+    PEARL: with its critics, targets, temperature, optimisers and per-task replay)."""
     overrides = [*TINY, "budget.iterations=30", *algo]
     killed = tmp_path / "killed"
     code = (
@@ -174,8 +184,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     [
         (
             "algo.name=sgd",
-            r"algo\.name: expected one of \['latent_id', 'law_id', 'maml', 'ppo_dr', "
-            r"'reptile', 'rl2'\], got 'sgd'",
+            r"algo\.name: expected one of \['latent_id', 'law_id', 'maml', 'pearl', "
+            r"'ppo_dr', 'reptile', 'rl2'\], got 'sgd'",
         ),
         ("algo.inner_lrr=0.1", r"algo\.inner_lrr: unknown key"),
         ("algo.outer_lr=0", r"algo\.outer_lr: expected a value > 0, got 0"),
