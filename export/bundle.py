@@ -29,6 +29,7 @@ from adapt_robot.config import ConfigError
 from adapt_robot.errors import AdaptRobotError
 from adapt_robot.export import graphs, parity
 from adapt_robot.meta.algorithms.base import Learner
+from adapt_robot.meta.context_encoder import ContextEncoder
 from adapt_robot.meta.inner import positive_rates
 from adapt_robot.meta.policy import detach
 from adapt_robot.meta.policy_protocol import Policy, missing_members
@@ -42,6 +43,9 @@ NORMALIZER_EPS = 1e-8
 """Must match :func:`adapt_robot.meta.policy.normalize_obs`."""
 SQUASHES = ("tanh", "clip")
 """``policy.action_squash`` values a bundle may carry."""
+POSTERIOR_FIRST_EPISODE: bf.FirstEpisode = "prior_sample"
+"""How a posterior bundle (PEARL) acts before its first adaptation: ``z`` from the prior, as
+PEARL's posterior sampling explores (``memory.first_episode``)."""
 
 
 class ExportError(AdaptRobotError, ValueError):
@@ -123,6 +127,36 @@ def check_exportable(policy: object, where: str, trial_width: int | None = None)
             f"(obs, prev_action, prev_reward, episode_start: {trial_width} wide, "
             "adapt_robot.meta.recurrent_policy.trial_input), which the robot's adapter feeds it"
         )
+
+
+def posterior_encoder(learner: Learner, where: str) -> ContextEncoder | None:
+    """The learner's context encoder when it adapts by a posterior (PEARL), else None.
+
+    A learner adapts by a posterior when its ``encoder`` attribute is a
+    :class:`~adapt_robot.meta.context_encoder.ContextEncoder` (other learners have none, or a
+    training-only encoder of another type). Its bundle then carries ``encoder.onnx`` instead of
+    ``adapt_step.onnx``; raises :class:`ExportError` when the policy cannot take the posterior's
+    ``z`` or the ``enc.*`` parameters are missing.
+    """
+    encoder = getattr(learner, "encoder", None)
+    if not isinstance(encoder, ContextEncoder):
+        return None
+    policy = learner.policy
+    name = bf.POSTERIOR_STATE_INPUT
+    shape = tuple(learner.params[name].shape) if name in learner.params else None
+    if policy.state_dim or policy.cfg.adapt != "context" or shape != (encoder.z_dim,):
+        raise ExportError(
+            f"{where}: the learner's context encoder gives a latent of {encoder.z_dim} entries, "
+            f"which the policy must take as its {name!r} parameter (policy.adapt: context, "
+            f"context_dim {encoder.z_dim}, memoryless); got policy.adapt {policy.cfg.adapt!r}, "
+            f"{name} shape {shape}, state_dim {policy.state_dim}"
+        )
+    if not any(k.startswith(bf.ENCODER_PREFIX) for k in learner.params):
+        raise ExportError(
+            f"{where}: the learner has a context encoder but no {bf.ENCODER_PREFIX}* parameters "
+            "in learner.params; they must travel in params.npz for the robot's encoder.onnx"
+        )
+    return encoder
 
 
 def _check_target(out: Path) -> None:
@@ -245,8 +279,13 @@ def _write(
     cfg, learner = run.cfg, run.learner
     policy = learner.policy
     family = get_family(cfg.family)
+    encoder = posterior_encoder(learner, str(run_path))
     params = detach(learner.params)
-    lrs = {k: v.detach().float() for k, v in positive_rates(detach(learner.raw_lrs)).items()}
+    lrs = (
+        {}  # a posterior sets z by inference: no inner rate, no adapted parameter
+        if encoder is not None
+        else {k: v.detach().float() for k, v in positive_rates(detach(learner.raw_lrs)).items()}
+    )
     adapted = list(lrs)
     low, high = family.action_spec.low, family.action_spec.high
     export_id = _export_id(params, lrs, capacity, cfg)
@@ -270,7 +309,15 @@ def _write(
     figures["policy"] = parity.check_policy(path, policy, params, low, high, rng)
     limits["policy"] = parity.RTOL_FP32
 
-    if policy.state_dim == 0:  # a recurrent policy adapts in its state: no inner step
+    if encoder is not None:  # PEARL: a posterior over z, one forward pass, no inner step
+        enc = {k: v for k, v in params.items() if k.startswith(bf.ENCODER_PREFIX)}
+        io = graphs.export_encoder(tmp / bf.ENCODER_ONNX, encoder, enc, capacity)
+        path = add("encoder", bf.ENCODER_ONNX, io)
+        figures["encoder"], figures["encoder_prior"] = parity.check_encoder(
+            path, encoder, enc, capacity, rng
+        )
+        limits["encoder"] = limits["encoder_prior"] = parity.RTOL_FP32
+    elif policy.state_dim == 0:  # a recurrent policy adapts in its state: no inner step
         loss_fn = learner.inner_loss_fn()
         io = graphs.export_adapt_step(
             tmp / bf.ADAPT_STEP_ONNX, policy, params, lrs, capacity, loss_fn
@@ -318,7 +365,9 @@ def _write(
     arrays: dict[str, np.ndarray] = {k: v.numpy().astype(np.float32) for k, v in params.items()}
     arrays.update({bf.LR_PREFIX + k: v.numpy().astype(np.float32) for k, v in lrs.items()})
     np.savez(tmp / bf.PARAMS_NPZ, **arrays)  # type: ignore[arg-type]
-    manifest = _manifest(run, run_path, family, capacity, graph_specs, figures, note, adapted)
+    manifest = _manifest(
+        run, run_path, family, capacity, graph_specs, figures, note, adapted, encoder
+    )
     manifest["producer"]["export_id"] = export_id
     manifest["acceptance"] = acceptance.acceptance()
     files = {f.name: bf.sha256_file(f) for f in sorted(tmp.iterdir())}
@@ -363,8 +412,22 @@ def normalizer_spec(policy: Policy) -> bf.NormalizerSpec:
     )
 
 
-def memory_spec(policy: Policy) -> bf.MemorySpec:
-    """The manifest's ``memory`` section for ``policy`` (kind none: no state, no names)."""
+def memory_spec(policy: Policy, encoder: ContextEncoder | None = None) -> bf.MemorySpec:
+    """The manifest's ``memory`` section for ``policy`` (kind none: no state, no names).
+
+    With a context ``encoder`` (PEARL): kind posterior, the policy's ``context`` is ``z``.
+    """
+    if encoder is not None:
+        return bf.MemorySpec(
+            kind="posterior",
+            state_dim=encoder.z_dim,
+            state_input=bf.POSTERIOR_STATE_INPUT,
+            state_output="",
+            feedback=[],
+            reward_scale=encoder.reward_scale,
+            reset="new_task",
+            first_episode=POSTERIOR_FIRST_EPISODE,
+        )
     recurrent = policy.state_dim > 0
     return bf.MemorySpec(
         kind="recurrent" if recurrent else "none",
@@ -424,11 +487,19 @@ def _manifest(
     figures: dict[str, float],
     note: str,
     adapted: list[str],
+    encoder: ContextEncoder | None,
 ) -> dict[str, Any]:
     from adapt_robot.config import to_dict
 
     cfg, learner = run.cfg, run.learner
     policy = learner.policy
+    loss = (
+        "posterior"
+        if encoder is not None
+        else "none"
+        if policy.state_dim
+        else learner.inner_loss_fn().kind
+    )
 
     def space(s: Any) -> dict[str, Any]:
         return {
@@ -438,7 +509,7 @@ def _manifest(
             "high": s.high.tolist(),
         }
 
-    per_param = any(v.dim() > 0 for v in learner.raw_lrs.values())
+    per_param = bool(adapted) and any(v.dim() > 0 for v in learner.raw_lrs.values())
     algo = cfg.algo
     return {
         "format_version": bf.FORMAT_VERSION,
@@ -461,7 +532,7 @@ def _manifest(
         ],
         "inner_loop": bf.InnerLoopSpec(
             algorithm=algo.name,
-            steps=int(learner.inner_steps),
+            steps=1 if encoder is not None else int(learner.inner_steps),
             lr_mode="per_parameter" if per_param else "scalar",
             capacity=capacity,
             episodes=adaptation_episodes(cfg),
@@ -471,9 +542,9 @@ def _manifest(
             baseline=cfg.sampler.baseline,
             baseline_reg=cfg.sampler.baseline_reg,
             normalize_adv=cfg.sampler.normalize_adv,
-            loss="none" if policy.state_dim else learner.inner_loss_fn().kind,
+            loss=loss,
         ),
-        "memory": memory_spec(policy),
+        "memory": memory_spec(policy, encoder),
         "graphs": graph_specs,
         "reward_note": note,
         "opset": graphs.OPSET,

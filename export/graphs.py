@@ -12,6 +12,10 @@ Nothing here re-implements the maths:
   of the latent learner) followed by :func:`adapt_robot.meta.inner.sgd_update`, traced with
   ``make_fx`` and exported with ``torch.onnx.export(dynamo=True)``; its batch inputs are the
   loss's ``fields`` (the parity check pins it to :func:`adapt_robot.meta.inner.inner_step`).
+- ``encoder.onnx`` (PEARL) exports the context encoder's own
+  :meth:`~adapt_robot.meta.context_encoder.ContextEncoder.posterior` for a fixed context of
+  ``capacity`` rows: ``enc.*`` parameters and ``obs, act, rew, next_obs, mask`` in, the
+  posterior's ``z_mean`` and ``z_var`` out.
 - ``reward.onnx`` traces the family's own numpy ``reward`` and ``success`` through TorchDynamo's
   NumPy support (``torch.export`` strict mode turns ``np.*`` calls into torch ops), in float64
   as numpy computes them; the reward is cast to float32 at the output.
@@ -30,10 +34,13 @@ import onnx
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from adapt_robot.meta.context_encoder import ContextEncoder
 from adapt_robot.meta.inner import InnerBatch, InnerLoss, PolicyGradientLoss, sgd_update
 from adapt_robot.meta.policy_protocol import Policy
 from adapt_robot.meta.recurrent_policy import trial_input
+from adapt_robot.runtime.buffer import CONTEXT_FIELDS
 from adapt_robot.runtime.bundle_format import (
+    ENCODER_OUTPUTS,
     LR_PREFIX,
     MEMORY_FEEDBACK,
     MEMORY_STATE_INPUT,
@@ -295,6 +302,48 @@ def export_adapt_step(
     traced = make_fx(fn)(*example)
     inputs, outputs = step_io_names(names, adapted, loss_fn.fields)
     _quiet_export(_Fn(traced), example, path, inputs, outputs)
+    return inputs, outputs
+
+
+def encoder_fn(
+    encoder: ContextEncoder, names: Sequence[str]
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """``(*enc params, obs, act, rew, next_obs, mask) -> (z_mean, z_var)``: the posterior."""
+    n = len(names)
+
+    def fn(*flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        params = dict(zip(names, flat[:n], strict=True))
+        obs, act, rew, next_obs, mask = flat[n:]
+        return encoder.posterior(params, obs, act, rew, next_obs, mask)
+
+    return fn
+
+
+def export_encoder(
+    path: Path,
+    encoder: ContextEncoder,
+    params: Mapping[str, torch.Tensor],
+    capacity: int,
+) -> tuple[list[str], list[str]]:
+    """Write ``encoder.onnx`` for a context of ``capacity`` rows; returns its I/O names.
+
+    ``params`` are the encoder's own (``enc.*``), in canonical order.
+    """
+    names = list(params)
+    o, a = encoder.policy.obs_dim, encoder.policy.act_dim
+    shapes = {
+        "obs": (capacity, o),
+        "act": (capacity, a),
+        "rew": (capacity,),
+        "next_obs": (capacity, o),
+        "mask": (capacity,),
+    }
+    context = tuple(
+        torch.ones(capacity) if f == "mask" else torch.zeros(shapes[f]) for f in CONTEXT_FIELDS
+    )
+    example = (*(v.detach().float() for v in params.values()), *context)
+    inputs, outputs = [*names, *CONTEXT_FIELDS], list(ENCODER_OUTPUTS)
+    _quiet_export(_Fn(encoder_fn(encoder, names)), example, path, inputs, outputs)
     return inputs, outputs
 
 

@@ -4,11 +4,13 @@ The relative error of one output is ``max|onnx - ref| / max(max|ref|, FLOOR)`` (
 norm of the difference over that of the reference; for the loss, a signed mean, the reference
 scale is the mean magnitude of its terms, :func:`loss_scale`); a check reports the largest over
 its outputs. References are the training code itself: the policy's :meth:`Policy.forward`,
-:func:`adapt_robot.meta.inner.inner_step` (torch autograd) and the family's numpy reward.
+:func:`adapt_robot.meta.inner.inner_step` (torch autograd), the context encoder's
+:meth:`~adapt_robot.meta.context_encoder.ContextEncoder.posterior` and the family's numpy reward.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from adapt_robot.meta.context_encoder import ContextEncoder
 from adapt_robot.meta.inner import (
     InnerBatch,
     InnerLoss,
@@ -25,7 +28,8 @@ from adapt_robot.meta.inner import (
     inner_step,
 )
 from adapt_robot.meta.policy_protocol import Policy
-from adapt_robot.runtime.bundle_format import LR_PREFIX, NEW_PREFIX
+from adapt_robot.runtime.buffer import ContextBatch
+from adapt_robot.runtime.bundle_format import ENCODER_OUTPUTS, LR_PREFIX, NEW_PREFIX
 from adapt_robot.sim.core.family import TaskFamily
 
 RTOL_FP32 = 1e-5
@@ -232,6 +236,91 @@ def check_adapt_step(
             worst = max(worst, rel_err(res[NEW_PREFIX + k], torch_params[k].numpy()))
             onnx_params[k] = res[NEW_PREFIX + k]
     return worst
+
+
+ENCODER_CONTEXTS = ("full", "padded", "scattered", "nan_padding")
+"""The random contexts of :func:`check_encoder` (besides the empty one)."""
+
+
+def random_context(
+    encoder: ContextEncoder, capacity: int, rng: np.random.Generator, kind: str
+) -> ContextBatch:
+    """A fresh context of ``capacity`` rows: obs around the normaliser's statistics.
+
+    ``kind``: ``full`` (every row live), ``padded`` (about a fifth of the rows at the end are
+    padding, zeros as the robot packs them), ``scattered`` (padding anywhere, holding garbage),
+    ``nan_padding`` (as ``padded``, the padding rows NaN: they must count for nothing) or
+    ``empty`` (no live row: the posterior is the prior).
+    """
+    policy = encoder.policy
+    o, a = policy.obs_dim, policy.act_dim
+    std = np.sqrt(policy.normalizer.var + 1e-8)
+    batch = ContextBatch.zeros(capacity, o, a)
+    batch.obs[:] = policy.normalizer.mean + std * rng.standard_normal((capacity, o)) * 1.5
+    batch.next_obs[:] = batch.obs + std * rng.standard_normal((capacity, o)) * 0.1
+    batch.act[:] = rng.uniform(-1.2, 1.2, (capacity, a))
+    batch.rew[:] = rng.standard_normal(capacity) * 3.0
+    live = np.ones(capacity, dtype=bool)
+    if kind in ("padded", "nan_padding"):
+        live[capacity - max(1, capacity // 5) :] = False
+    elif kind == "scattered":
+        live = rng.uniform(size=capacity) < 0.7
+    elif kind == "empty":
+        live[:] = False
+    batch.mask[:] = live
+    fill = {"padded": 0.0, "nan_padding": np.nan}.get(kind)  # else: padding keeps its garbage
+    if fill is not None:
+        for x in (batch.obs, batch.act, batch.rew, batch.next_obs):
+            x[~live] = fill
+    return batch
+
+
+def check_encoder(
+    path: Path,
+    encoder: ContextEncoder,
+    params: Mapping[str, torch.Tensor],
+    capacity: int,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """``(error, prior error)`` of ``encoder.onnx`` vs :meth:`ContextEncoder.posterior`.
+
+    ``error``: the largest relative error of ``z_mean`` and ``z_var`` over the
+    :data:`ENCODER_CONTEXTS`, against torch on the same context with its padding rows zeroed
+    (so a padding row that leaks into the graph's posterior, NaN or not, is caught).
+    ``prior error``: the largest ``|onnx - prior|`` for an empty context, whose posterior must
+    be the prior ``N(0, I)`` itself (mean 0, variance 1), as torch's is.
+    """
+    sess = session(path)
+    enc = {k: v.detach().float() for k, v in params.items()}
+    feed_params = _np(enc)
+    worst = 0.0
+    for kind in ENCODER_CONTEXTS:
+        batch = random_context(encoder, capacity, rng, kind)
+        clean = ContextBatch(
+            **{
+                f: np.where(_rows(batch.mask, v), v, 0.0).astype(np.float32)
+                for f, v in batch.feed().items()
+            }
+        )
+        with torch.no_grad():
+            mean, var = encoder.posterior_of_batch(enc, clean)
+        out = sess.run(list(ENCODER_OUTPUTS), {**feed_params, **batch.feed()})
+        worst = max(worst, rel_err(out[0], mean.numpy()), rel_err(out[1], var.numpy()))
+    empty = random_context(encoder, capacity, rng, "empty")
+    out = sess.run(list(ENCODER_OUTPUTS), {**feed_params, **empty.feed()})
+    with torch.no_grad():
+        mean, var = encoder.posterior_of_batch(enc, empty)
+    prior = [np.zeros(encoder.z_dim), np.ones(encoder.z_dim)]
+    errors = [
+        float(np.max(np.abs(np.asarray(got, dtype=np.float64) - want), initial=0.0))
+        for got, want in zip([*out, mean.numpy(), var.numpy()], prior * 2, strict=True)
+    ]
+    return worst, max(e if math.isfinite(e) else math.inf for e in errors)
+
+
+def _rows(mask: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``mask [N] > 0`` broadcast against ``value [N, ...]``."""
+    return (mask > 0).reshape(mask.shape + (1,) * (value.ndim - 1))
 
 
 def reward_inputs(

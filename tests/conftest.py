@@ -108,3 +108,15 @@ def rl2_grasp_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "smoke_rl2.yaml", out, "family=grasp", "budget.iterations=1", "sampler.tasks_per_iter=2"
     )
     return export(run, tmp_path_factory.mktemp("rt_rl2_grasp_bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def pearl_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PEARL (a context encoder's posterior over the policy's latent) on ``point``, seconds."""
+    out = tmp_path_factory.mktemp("rt_pearl") / "run"
+    return train_launch("smoke_pearl.yaml", out, "budget.iterations=1")
+
+
+@pytest.fixture(scope="session")
+def pearl_bundle(pearl_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(pearl_run, tmp_path_factory.mktemp("rt_pearl_bundle") / "b")

@@ -6,9 +6,11 @@ In one run, on one thread, for one bundle:
   (normaliser, MLP, tanh, clamp to the action bounds) as plain numpy with preallocated buffers,
   checked against ``policy.onnx`` before it is timed; and a torch forward of the same weights
   (``torch.no_grad``, 1 thread) when torch is installed;
-- one inner step (``adapt_step.onnx`` on a full batch of ``capacity`` rows) and a full
-  adaptation (returns, baseline, advantages, ``n`` steps, verdict) on 10 episodes of the
-  bundle's length, through the adapter's own ``adapt()``, against a 10 ms (100 Hz) tick;
+- one inner step (``adapt_step.onnx`` on a full batch of ``capacity`` rows; for a posterior
+  bundle, PEARL, one ``encoder.onnx`` pass on a full context) and a full adaptation
+  (returns, baseline, advantages, ``n`` steps, verdict; a posterior: context, encoder pass,
+  verdict) on 10 episodes of the bundle's length, through the adapter's own ``adapt()``,
+  against a 10 ms (100 Hz) tick;
 - the control loop at each rate for ``seconds`` while adaptations run on the adapter's worker
   (sliding-window mode over the whole capacity, started every 1/5 s when the worker is idle):
   deadline misses, tick lateness, adaptations completed and their duration;
@@ -34,6 +36,7 @@ floor lives in :mod:`adapt_robot.bench.runtime_floor`, the table in
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
@@ -67,6 +70,7 @@ from adapt_robot.runtime import (
 from adapt_robot.runtime.adaptation import InnerLoop
 from adapt_robot.runtime.bundle_format import Manifest
 from adapt_robot.runtime.loop import ControlLoop, LoopConfig
+from adapt_robot.runtime.posterior import PosteriorUpdate
 from adapt_robot.runtime.sessions import CPU, create_session
 
 ADAPT_EPISODES = 10
@@ -224,18 +228,35 @@ def _obs_pool(manifest: Manifest, n: int, seed: int) -> np.ndarray:
 
 
 def _inner_step(bundle: Bundle, pool: np.ndarray, calls: int) -> Latency:
-    """One ``adapt_step.onnx`` call on a full batch, through the adapter's ``InnerLoop``."""
+    """One adaptation step on a full batch of ``capacity`` rows, as the adapter runs it.
+
+    ``adapt_step.onnx`` through an ``InnerLoop``; for a posterior bundle ``encoder.onnx``
+    through a ``PosteriorUpdate`` (transitions between consecutive pool observations).
+    """
     m = bundle.manifest
-    session = create_session(bundle.graph_path("adapt_step"), [CPU], SessionSettings())
-    inner = InnerLoop(session, m, bundle.lrs, SafetyConfig())
     rng = np.random.default_rng(1)
     n = m.inner_loop.capacity
-    inner.batch.obs[:] = pool[np.arange(n) % len(pool)]
-    inner.batch.act[:] = rng.uniform(-1, 1, inner.batch.act.shape)
-    inner.batch.adv[:] = rng.standard_normal(n)
-    inner.batch.mask[:] = 1.0
+    rows = np.arange(n) % len(pool)
     params = dict(bundle.params)
-    runs = _time_calls(lambda _: inner.step(params), [pool[0]], calls + 3)[3:]
+    step: Callable[[], object]
+    if m.memory.posterior:
+        session = create_session(bundle.graph_path("encoder"), [CPU], SessionSettings())
+        update = PosteriorUpdate(session, m, SafetyConfig())
+        ctx = update.batch
+        ctx.obs[:], ctx.next_obs[:] = pool[rows], pool[(rows + 1) % len(pool)]
+        ctx.act[:] = rng.uniform(-1, 1, ctx.act.shape)
+        ctx.rew[:] = rng.standard_normal(n)
+        ctx.mask[:] = 1.0
+        step = functools.partial(update.posterior, params)
+    else:
+        session = create_session(bundle.graph_path("adapt_step"), [CPU], SessionSettings())
+        inner = InnerLoop(session, m, bundle.lrs, SafetyConfig())
+        inner.batch.obs[:] = pool[rows]
+        inner.batch.act[:] = rng.uniform(-1, 1, inner.batch.act.shape)
+        inner.batch.adv[:] = rng.standard_normal(n)
+        inner.batch.mask[:] = 1.0
+        step = functools.partial(inner.step, params)
+    runs = _time_calls(lambda _: step(), [pool[0]], calls + 3)[3:]
     return Latency.from_ns([runs], "ms")
 
 
@@ -391,7 +412,7 @@ def measure_runtime(
     if min(calls, repeats, adapt_calls, step_calls) < 1 or not seconds > 0:
         raise UsageError("bench runtime: calls, repeats, adapt_calls, step_calls >= 1; seconds > 0")
     b = Bundle.load(bundle)
-    b.require_gradient_step("adapt-robot bench runtime")
+    b.require_adaptation_step("adapt-robot bench runtime")
     m = b.manifest
     machine = machine_info()
     pool = _obs_pool(m, 1024, seed=0)
@@ -426,6 +447,7 @@ def measure_runtime(
         "adapt": m.policy.adapt,
         "capacity": il.capacity,
         "steps": il.steps,
+        "step_name": "encoder pass" if m.memory.posterior else "inner step",
         "horizon": il.horizon,
         "adapt_episodes": k,
         "device_reward": b.has_reward,

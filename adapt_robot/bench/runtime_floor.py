@@ -9,6 +9,7 @@ and manifest; :func:`check_floor` pins it to ``policy.onnx`` before anything is 
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -18,6 +19,8 @@ from adapt_robot.runtime import Bundle, SessionSettings
 from adapt_robot.runtime.bundle_format import Manifest
 from adapt_robot.runtime.sessions import CPU, create_session
 
+LAYER = re.compile(r"l\d+\.w")
+"""The policy MLP's weight names (a bundle also carries other networks' ``id.*``, ``enc.*``)."""
 PARITY_ATOL = 1e-5
 """Largest accepted difference between the numpy floor and ``policy.onnx``."""
 
@@ -46,7 +49,7 @@ class NumpyPolicy:
         self.x = np.zeros((rows, o + ctx.size), np.float32)
         self.x[:, o:] = ctx
         self.x_obs = self.x[:, :o]
-        n_layers = sum(1 for name in params if name.endswith(".w"))
+        n_layers = sum(1 for name in params if LAYER.fullmatch(name))  # not id.*, enc.*
         self.layers = [
             (
                 np.ascontiguousarray(params[f"l{i}.w"].T),

@@ -245,8 +245,8 @@ def _render(r: RuntimeBenchResult) -> str:
             "act_sampled_p99_over_numpy"),
         row("numpy forward, the floor (us)", num, "1.00x"),
         row("torch forward (us)", tor, "n/a" if tor is None else versus(tor)),
-        row(f"one inner step, {s['capacity']} rows (ms)", r.inner_step, of_tick(r.inner_step),
-            worst=True),
+        row(f"one {s.get('step_name', 'inner step')}, {s['capacity']} rows (ms)", r.inner_step,
+            of_tick(r.inner_step), worst=True),
         row(f"{adapt_name} (ms)", r.adaptation, of_tick(r.adaptation), "adaptation_p99_ms",
             worst=True),
     ]  # fmt: skip
@@ -276,7 +276,8 @@ def _render(r: RuntimeBenchResult) -> str:
     head = [
         f"bench runtime: {s['family']} bundle {r.bundle} (obs {s['obs_dim']}, act {s['act_dim']}, "
         f"MLP {'x'.join(map(str, s['hidden']))} {s['activation']}, adapt {s['adapt']}, "
-        f"capacity {s['capacity']} rows, {s['steps']} inner step(s), episodes of {s['horizon']})",
+        f"capacity {s['capacity']} rows, {s['steps']} x {s.get('step_name', 'inner step')} per "
+        f"adaptation, episodes of {s['horizon']})",
         f"machine: {mc['cpu']}, {mc['cpus']} CPUs ({mc['usable_cpus']} usable), load "
         f"{mc['load_1min']:.2f} at start; Python {mc['python']}, numpy {mc['numpy']}, "
         f"onnxruntime {mc['onnxruntime']}, torch {mc.get('torch', 'not installed')}",

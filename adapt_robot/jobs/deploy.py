@@ -199,7 +199,7 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
 
         key = read_key(cfg.verify_key)
     bundle = Bundle.load(root, key=key)
-    bundle.require_gradient_step("adapt-robot deploy")
+    bundle.require_adaptation_step("adapt-robot deploy")
     import_plugins(cfg.imports, [Path.cwd()], where="--import")
     try:
         family = get_family(bundle.manifest.family)
@@ -221,6 +221,11 @@ def _resolve(cfg: DeployConfig) -> tuple[Bundle, TaskFamily[Any], int, int]:
         )
     resolve_providers(cfg.providers)  # unknown names: "providers: ..." before any work
     k, n = EpisodicMode(episodes=cfg.episodes, steps=cfg.steps).resolve(bundle.manifest.inner_loop)
+    if bundle.manifest.memory.posterior and n != 1:
+        raise ConfigError(
+            f"steps: bundle {root} adapts by its posterior (memory.kind posterior: one "
+            f"encoder.onnx pass per adaptation); leave --steps out or pass 1, got {n}"
+        )
     return bundle, family, k, n
 
 

@@ -16,7 +16,9 @@ episodes (:class:`~adapt_robot.runtime.buffer.Episodes`) and start parameters it
    :func:`~adapt_robot.runtime.safety.rejection`.
 
 It returns the new parameter dict (fully built, read-only arrays) or None with the reason.
-The swap itself is the caller's (one reference assignment under its lock).
+The swap itself is the caller's (one reference assignment under its lock). A posterior bundle
+(PEARL) adapts by :class:`~adapt_robot.runtime.posterior.PosteriorUpdate` instead, with the
+same contract, :class:`Stop` (:func:`run_or_stop`) and result (:func:`finished`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -119,9 +122,66 @@ class AdaptResult:
     """L2 norm of ``new - start`` over the adapted parameters (NaN if no step ran)."""
     duration_ms: float
     """Wall time of the adaptation, advantages to verdict."""
+    posterior_var: float = math.nan
+    """A posterior update (PEARL): the mean of the posterior's variance over ``z`` (1 with no
+    transition, smaller the more the context pins ``z`` down); NaN for the other bundles."""
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+T = TypeVar("T")
+
+
+def run_or_stop(stop: Stop, call: Callable[[ort.RunOptions], T]) -> T | str:
+    """``call(stop.run_options)`` (one graph run), or the reason to stop instead.
+
+    The reason is ``stop``'s before the run, or ``cancelled`` when ONNX Runtime ended the run
+    on its terminate flag; any other error propagates.
+    """
+    reason = stop.reason()
+    if reason is not None:
+        return reason
+    try:
+        return call(stop.run_options)
+    except Exception:
+        if stop.cancelled:  # ONNX Runtime ended the run on the terminate flag
+            return CANCELLED
+        raise
+
+
+def finished(
+    reason: str,
+    episodes: Episodes,
+    rows: int,
+    t0: float,
+    *,
+    steps: int = 0,
+    loss_before: float = math.nan,
+    loss_after: float = math.nan,
+    grad_norm: float = math.nan,
+    update_norm: float = math.nan,
+    posterior_var: float = math.nan,
+) -> AdaptResult:
+    """The :class:`AdaptResult` of an adaptation on ``episodes`` begun at ``t0`` (perf_counter).
+
+    ``rows`` are the batch's live rows; figures not given are NaN (not measured).
+    """
+    return AdaptResult(
+        accepted=reason == ACCEPTED,
+        reason=reason,
+        steps=steps,
+        rows=rows,
+        episodes=episodes.count,
+        dropped_rows=episodes.dropped_rows,
+        loss_before=loss_before,
+        loss_after=loss_after,
+        grad_norm=grad_norm,
+        update_norm=update_norm,
+        duration_ms=(time.perf_counter() - t0) * 1e3,
+        posterior_var=posterior_var,
+    )
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """``a``, marked read-only (a parameter the policy session may read at any time)."""
     a.flags.writeable = False
     return a
 
@@ -169,7 +229,7 @@ class InnerLoop:
         out = self.session.run(self.output_names, feed, self._run_options)
         new = dict(params)
         for name, i in zip(self.adapted, self._new_index, strict=True):
-            new[name] = _readonly(np.ascontiguousarray(out[i], dtype=np.float32))
+            new[name] = readonly(np.ascontiguousarray(out[i], dtype=np.float32))
         return new, float(out[self._loss_index]), float(out[self._gnorm_index])
 
     def _fill_batch(self, episodes: Episodes) -> str | None:
@@ -216,28 +276,8 @@ class InnerLoop:
 
         live = [episodes.rows]  # the batch's live rows once packed (transitions: one fewer each)
 
-        def done(
-            reason: str,
-            *,
-            steps: int = 0,
-            loss_before: float = nan,
-            loss_after: float = nan,
-            grad_norm: float = nan,
-            update_norm: float = nan,
-        ) -> AdaptResult:
-            return AdaptResult(
-                accepted=reason == ACCEPTED,
-                reason=reason,
-                steps=steps,
-                rows=live[0],
-                episodes=episodes.count,
-                dropped_rows=episodes.dropped_rows,
-                loss_before=loss_before,
-                loss_after=loss_after,
-                grad_norm=grad_norm,
-                update_norm=update_norm,
-                duration_ms=(time.perf_counter() - t0) * 1e3,
-            )
+        def done(reason: str, steps: int = 0, **figures: float) -> AdaptResult:
+            return finished(reason, episodes, live[0], t0, steps=steps, **figures)
 
         refused = self._fill_batch(episodes)
         live[0] = int(self.batch.mask.sum()) if self.identification else episodes.rows
@@ -281,13 +321,5 @@ class InnerLoop:
         self, params: Mapping[str, np.ndarray], stop: Stop
     ) -> tuple[dict[str, np.ndarray], float, float] | str:
         """:meth:`step`, or the reason to stop instead (also when a step was terminated)."""
-        reason = stop.reason()
-        if reason is not None:
-            return reason
         self._run_options = stop.run_options
-        try:
-            return self.step(params)
-        except Exception:
-            if stop.cancelled:  # ONNX Runtime ended the step on the terminate flag
-                return CANCELLED
-            raise
+        return run_or_stop(stop, lambda _: self.step(params))

@@ -8,10 +8,17 @@ observation (a counted fault answered with the safe action). ``observe`` records
 transition (the reward given, or computed on the device by ``reward.onnx``) and, when the mode
 says so, starts an adaptation on the single background worker.
 
-An adaptation (:class:`~adapt_robot.runtime.adaptation.InnerLoop`) builds its new parameter
+An adaptation (:class:`~adapt_robot.runtime.adaptation.InnerLoop`; for a posterior bundle,
+PEARL, :class:`~adapt_robot.runtime.posterior.PosteriorUpdate`) builds its new parameter
 dict entirely off the control thread; the swap is one reference assignment under a lock that
 ``act`` holds only to read that reference, so ``act`` never waits for an adaptation. A
 rejected update leaves the parameters as they were and is counted by reason.
+
+A posterior bundle acts, before its first adaptation on an object (after construction and
+after every ``reset_to_meta()``), with the ``z`` its ``memory.first_episode`` says: drawn from
+the prior ``N(0, I)`` by the adapter's seeded generator (``prior_sample``: the same seed gives
+the same draws) or the prior mean 0 (``prior_mean``); every adaptation, in every mode, then
+sets ``z`` to the posterior mean of the data the mode selects.
 
 ``act``, ``observe``, ``adapt``, ``adapt_async`` and ``reset_to_meta`` belong to one control
 thread (the last three snapshot or clear the experience buffer that ``observe`` fills);
@@ -38,11 +45,13 @@ from adapt_robot.runtime.adaptation import (
     AdaptResult,
     InnerLoop,
     Stop,
+    readonly,
 )
 from adapt_robot.runtime.buffer import Episodes, TransitionBuffer
 from adapt_robot.runtime.bundle import Bundle, graph_metadata
 from adapt_robot.runtime.memory import RecurrentMemory
 from adapt_robot.runtime.modes import EpisodicMode, SlidingWindowMode
+from adapt_robot.runtime.posterior import PosteriorUpdate
 from adapt_robot.runtime.safety import (
     ActionClip,
     ObsGuard,
@@ -88,6 +97,12 @@ class OnlineAdapter:
             raise TypeError(
                 f"mode: expected EpisodicMode or SlidingWindowMode, got {type(mode).__name__}"
             )
+        if m.memory.posterior and self._steps != 1:
+            raise ValueError(
+                f"mode.steps: bundle {self.bundle.root} adapts by its posterior (memory.kind "
+                f"posterior: one encoder.onnx pass per adaptation); expected 1 (or None for "
+                f"EpisodicMode), got {self._steps}"
+            )
         self.mode = mode
         self.deterministic = deterministic
         safety = self.bundle.safety if safety is None else safety  # None: the bundle's rule
@@ -101,14 +116,21 @@ class OnlineAdapter:
         o, a = m.observation.dim, m.action.dim
         self._memory: RecurrentMemory | None = None
         """A recurrent bundle's state and feedback (it adapts in them: no inner step)."""
-        self._inner: InnerLoop | None = None
+        self._inner: InnerLoop | PosteriorUpdate | None = None
+        """The adaptation: a gradient step, or a posterior's encoder pass (None: recurrent)."""
         if m.memory.recurrent:
             self._memory = RecurrentMemory(m.memory, a, safety.max_abs_reward)
+        elif m.memory.posterior:
+            encoder = create_session(b.graph_bytes("encoder"), self.providers, settings)
+            self._inner = PosteriorUpdate(encoder, m, safety)
         else:
             step_session = create_session(b.graph_bytes("adapt_step"), self.providers, settings)
             self._inner = InnerLoop(step_session, m, b.lrs, safety)
         self._meta: dict[str, np.ndarray] = dict(b.params)
-        self._params = self._meta
+        self._rng = np.random.default_rng(seed)
+        self._first = self._first_params()
+        """What the policy acts with before an adaptation (``memory.first_episode``)."""
+        self._params = self._first
         self._bound = self._params
         self._swap_lock = threading.Lock()
         self._adapt_lock = threading.Lock()
@@ -135,7 +157,6 @@ class OnlineAdapter:
             {"obs": self._guard.buffer, **memory_in, **self._params},
             {"action_mean": self._mean, "action_log_std": self._log_std, **memory_out},
         )
-        self._rng = np.random.default_rng(seed)
         self._acts = 0
         self._pending = False
         self._pending_ok = False
@@ -193,6 +214,8 @@ class OnlineAdapter:
             "last_success": 0,
             "kept_on_success": 0,
             "adapts_in_state": int(self._memory is not None),
+            "adapts_by_posterior": int(m.memory.posterior),
+            "last_posterior_var": float("nan"),
             "state_faults": 0,
         }
 
@@ -371,13 +394,15 @@ class OnlineAdapter:
         """A new object or door: meta-parameters back, experience cleared.
 
         A recurrent bundle's state goes back to zeros here, and only here (episode ends keep
-        it: that is how it adapts).
+        it: that is how it adapts). A posterior bundle's ``z`` is drawn again from the prior
+        (``memory.first_episode: prior_sample``) or set to its mean.
 
         An adaptation still running finishes but its result is discarded.
         """
+        first = self._first_params()
         with self._swap_lock:
             self._generation += 1
-            self._params = self._meta
+            self._first = self._params = first
             self._stats["params_version"] = 0
         self._buffer.clear()
         self._pending = self._pending_ok = False
@@ -389,6 +414,20 @@ class OnlineAdapter:
         if self._memory is not None:
             self._memory.reset()
         self._stats["resets"] += 1
+
+    def _first_params(self) -> dict[str, np.ndarray]:
+        """The parameters before an adaptation on an object.
+
+        The meta-parameters, with a posterior bundle's ``z`` drawn from the prior (from this
+        adapter's generator) or at its mean.
+        """
+        mem = self.bundle.manifest.memory
+        if mem.first_episode == "meta":
+            return self._meta
+        z = np.zeros(mem.state_dim, dtype=np.float32)
+        if mem.first_episode == "prior_sample":
+            self._rng.standard_normal(dtype=np.float32, out=z)
+        return {**self._meta, mem.state_input: readonly(z)}
 
     # ------------------------------------------------------------------ adaptation
     def _take_batch(self) -> tuple[Episodes, int]:
@@ -419,7 +458,7 @@ class OnlineAdapter:
             )
         return episodes, self._generation
 
-    def _check_gradient(self, what: str) -> InnerLoop:
+    def _check_adapts(self, what: str) -> InnerLoop | PosteriorUpdate:
         if self._inner is None:
             raise RuntimeError(
                 f"OnlineAdapter.{what}: bundle {self.bundle.root} adapts in its recurrent state "
@@ -459,6 +498,7 @@ class OnlineAdapter:
             s = self._stats
             s["last_loss_before"], s["last_loss_after"] = result.loss_before, result.loss_after
             s["last_grad_norm"], s["last_update_norm"] = result.grad_norm, result.update_norm
+            s["last_posterior_var"] = result.posterior_var  # NaN but for a posterior bundle
             s["adapt_ms_last"] = result.duration_ms
             s["adapt_ms_max"] = max(float(s["adapt_ms_max"]), result.duration_ms)
             return result
@@ -471,7 +511,7 @@ class OnlineAdapter:
         """
         if self._closed:
             raise RuntimeError("OnlineAdapter.adapt: the adapter is closed")
-        self._check_gradient("adapt")
+        self._check_adapts("adapt")
         episodes, generation = self._take_batch()
         if self._keeps_success():
             return self._kept(episodes)
@@ -505,7 +545,7 @@ class OnlineAdapter:
         """Adapt on the background worker; returns the running adaptation's future if any."""
         if self._closed:
             raise RuntimeError("OnlineAdapter.adapt_async: the adapter is closed")
-        self._check_gradient("adapt_async")
+        self._check_adapts("adapt_async")
         if self._future is not None and not self._future.done():
             return self._future
         episodes, generation = self._take_batch()
@@ -559,6 +599,7 @@ class OnlineAdapter:
             )
         with self._swap_lock:
             params, version = self._params, int(self._stats["params_version"])
+            before = params is self._first  # a posterior's z before adapting (or the meta)
         m = self.bundle.manifest
         source = self.bundle.graph_bytes("policy")
         policy = source if isinstance(source, bytes) else Path(source).read_bytes()
@@ -566,7 +607,10 @@ class OnlineAdapter:
         # into policy_frozen.onnx; freeze_policy names the graph itself.
         meta = graph_metadata(m, "policy_frozen")
         del meta["graph"]
-        meta["adapt_robot.params"] = "meta" if params is self._meta else "adapted"
+        first = m.memory.first_episode
+        meta["adapt_robot.params"] = (
+            "meta" if params is self._meta else first if before else "adapted"
+        )
         meta["adapt_robot.params_version"] = version
         if control_hz is not None:
             meta["adapt_robot.control_hz"] = float(control_hz)

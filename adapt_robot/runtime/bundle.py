@@ -4,7 +4,8 @@
 format version, sha256 of every file, parameter names, shapes and dtypes), then opens every
 graph with ONNX Runtime from the bytes it verified and checks its declared inputs and outputs
 against the manifest: names and order, and every static dimension (parameter shapes,
-observation and action sizes, the fixed batch capacity of ``adapt_step.onnx``); then the facts
+observation and action sizes, the fixed batch capacity of ``adapt_step.onnx`` and
+``encoder.onnx``, the latent width of a posterior); then the facts
 export recorded in each graph's metadata (family, space names, action bounds, adapted subset,
 which graph: :func:`check_metadata`). Any mismatch is a :class:`BundleError` naming the file
 and the field. No ``onnx`` package is needed: only onnxruntime's own view of the graphs. The
@@ -29,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from adapt_robot.runtime.buffer import CONTEXT_FIELDS
 from adapt_robot.runtime.bundle_format import (
+    ENCODER_OUTPUTS,
     FORMAT_VERSION,
     LR_PREFIX,
     MANIFEST,
@@ -50,7 +53,8 @@ IOSpec = list[tuple[str, list[Dim], str, str]]
 """Expected ``(name, shape, onnx type, manifest fields the shape comes from)``, in order."""
 
 REQUIRED_GRAPHS = ("policy", "adapt_step")
-"""The graphs every bundle of a gradient learner carries (a recurrent one: ``policy`` only)."""
+"""The graphs every bundle of a gradient learner carries (a recurrent one: ``policy`` only; a
+posterior one: ``policy`` and ``encoder``)."""
 FLOAT = "tensor(float)"
 BOOL = "tensor(bool)"
 OBS = "observation.dim"
@@ -117,6 +121,25 @@ def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
             for i, p in adapted
         ]
         outputs += [("loss", [], FLOAT, "scalar"), ("grad_norm", [], FLOAT, "scalar")]
+    elif key == "encoder":
+        z = manifest.memory.state_dim
+        encoder: IOSpec = [
+            (p.name, list(p.shape), FLOAT, f"parameters[{i}].shape")
+            for i, p in enumerate(manifest.parameters)
+            if p.name in manifest.encoder_names()
+        ]
+        sources: dict[str, tuple[list[Dim], str]] = {
+            "obs": ([n, o], f"{CAP}, {OBS}"),
+            "act": ([n, a], f"{CAP}, {ACT}"),
+            "rew": ([n], CAP),
+            "next_obs": ([n, o], f"{CAP}, {OBS}"),
+            "mask": ([n], CAP),
+        }
+        context: IOSpec = [
+            (name, sources[name][0], FLOAT, sources[name][1]) for name in CONTEXT_FIELDS
+        ]
+        inputs = [*encoder, *context]
+        outputs = [(name, [z], FLOAT, STATE) for name in ENCODER_OUTPUTS]
     elif key == "reward":
         inputs = [
             ("obs", [None, o], FLOAT, OBS),
@@ -127,14 +150,22 @@ def expected_io(manifest: Manifest, key: str) -> tuple[IOSpec, IOSpec]:
     else:
         raise BundleError(
             f"{MANIFEST}: graphs.{key}: unknown graph (expected one of "
-            "policy, adapt_step, reward, policy_fp16)"
+            "policy, adapt_step, encoder, reward, policy_fp16)"
         )
     return inputs, outputs
 
 
 def required_graphs(manifest: Manifest) -> tuple[str, ...]:
-    """The graphs ``manifest`` must list: no ``adapt_step`` for a recurrent policy."""
-    return ("policy",) if manifest.memory.recurrent else REQUIRED_GRAPHS
+    """The graphs ``manifest`` must list.
+
+    No ``adapt_step`` for a recurrent or posterior policy, which adapt in their state or by
+    ``encoder.onnx``.
+    """
+    if manifest.memory.recurrent:
+        return ("policy",)
+    if manifest.memory.posterior:
+        return ("policy", "encoder")
+    return REQUIRED_GRAPHS
 
 
 def _declared_shape(shape: Sequence[object]) -> list[Dim]:
@@ -354,7 +385,7 @@ class Bundle:
         return SafetyConfig.from_acceptance(self.manifest.acceptance)
 
     def graph_path(self, key: str) -> Path:
-        """Path of graph ``key`` (``policy``, ``adapt_step``, ``reward``, ``policy_fp16``)."""
+        """Path of graph ``key`` (``policy``, ``adapt_step``, ``encoder``, ``reward``, ...)."""
         if key not in self.manifest.graphs:
             raise KeyError(f"{self.root / MANIFEST}: graphs.{key}: not in this bundle")
         return self.root / self.manifest.graphs[key].file
@@ -364,11 +395,15 @@ class Bundle:
         path = self.graph_path(key)
         return self.blobs.get(self.manifest.graphs[key].file, path)
 
-    def require_gradient_step(self, job: str) -> None:
-        """Raise :class:`BundleError` for a recurrent bundle: ``job`` needs ``adapt_step.onnx``."""
+    def require_adaptation_step(self, job: str) -> None:
+        """Raise :class:`BundleError` for a recurrent bundle: ``job`` times an adaptation step.
+
+        A gradient bundle's step is ``adapt_step.onnx``, a posterior bundle's (PEARL)
+        ``encoder.onnx``; a recurrent one (RL²) has none.
+        """
         if self.manifest.memory.recurrent:
             raise BundleError(
-                f"{self.root}: {job} times and schedules the gradient inner step, and this bundle "
+                f"{self.root}: {job} times and schedules the adaptation step, and this bundle "
                 "adapts in its recurrent state (memory.kind: recurrent, RL2; no adapt_step.onnx). "
                 "Score it with `adapt-robot scoreboard` (a bundle arm), or drive OnlineAdapter "
                 "yourself: its state carries across episodes until reset_to_meta()"

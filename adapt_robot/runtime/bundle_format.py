@@ -7,7 +7,9 @@ A bundle is a directory written by ``export/`` and read on the robot::
     policy.onnx        obs + params -> action mean, log std (a recurrent policy: also the
                        feedback inputs and its state in, the next state out)
     adapt_step.onnx    params + rates + batch -> new adapted params, loss, grad norm (absent
-                       when the policy adapts in its recurrent state: memory.kind recurrent)
+                       when the policy adapts in its recurrent state, memory.kind recurrent,
+                       or by a posterior, memory.kind posterior)
+    encoder.onnx       PEARL (memory.kind posterior): encoder params + context -> z_mean, z_var
     reward.onnx        obs, action, next_obs -> reward, success (observation-reward families)
     params.npz         meta-parameters (training names, training order) and inner rates
     policy_fp16.onnx   optional half-precision policy (same inputs and outputs)
@@ -65,7 +67,10 @@ FORMAT_VERSION = 4
 """Bundle format version written by this code; a bundle with another version is refused.
 
 4: ``memory`` section (a recurrent policy's state and feedback inputs; RL² bundles carry no
-``adapt_step.onnx``), ``policy.type: gru``, ``inner_loop.loss: none``. 3: ``bundle.lock``
+``adapt_step.onnx``), ``policy.type: gru``, ``inner_loop.loss: none``; later in 4, without a
+version change (older bundles load as they did): ``memory.kind: posterior`` with
+``memory.first_episode`` and ``encoder.onnx`` (PEARL), ``inner_loop.loss: posterior``.
+3: ``bundle.lock``
 (sha256 of the manifest and every file, one digest over them) written last and checked
 first. 2: ``acceptance`` section added, ``inner_loop.lr_summary`` dropped (derived
 from ``params.npz``), every field type-checked and bounded."""
@@ -76,6 +81,8 @@ POLICY_FROZEN_ONNX = "policy_frozen.onnx"
 """Observation -> actions with the meta-parameters inside (:mod:`adapt_robot.runtime.frozen`);
 listed under ``files`` (hash-checked), not ``graphs``: the runtime never opens it."""
 ADAPT_STEP_ONNX = "adapt_step.onnx"
+ENCODER_ONNX = "encoder.onnx"
+"""A posterior bundle's context encoder (PEARL): transitions -> ``z_mean``, ``z_var``."""
 REWARD_ONNX = "reward.onnx"
 PARAMS_NPZ = "params.npz"
 LR_PREFIX = "lr."
@@ -204,7 +211,8 @@ class ParamSpec:
     dtype: Literal["float32"]
     """numpy dtype name (``float32``)."""
     adapted: bool
-    """Whether ``adapt_step.onnx`` updates it (then it has an ``lr.`` rate, a ``new.`` output)."""
+    """Whether ``adapt_step.onnx`` updates it (then it has an ``lr.`` rate, a ``new.`` output);
+    false for every parameter of a posterior bundle (its posterior sets ``memory.state_input``)."""
 
     def __post_init__(self) -> None:
         if not self.name or self.name.startswith((LR_PREFIX, NEW_PREFIX)):
@@ -246,19 +254,32 @@ class InnerLoopSpec:
     """Ridge regularisation of the baseline fit."""
     normalize_adv: bool
     """Whether advantages are normalised per batch."""
-    loss: Literal["policy_gradient", "identification", "none"] = "policy_gradient"
+    loss: Literal["policy_gradient", "identification", "none", "posterior"] = "policy_gradient"
     """Inner loss of ``adapt_step.onnx``, which says what batch the robot builds:
     ``policy_gradient`` (inputs ``obs, act, adv, mask``: advantages from the rewards, MAML and
     the other gradient learners), ``identification`` (inputs ``obs, act, next_obs, mask``:
-    the robot's own transitions, no reward; the latent learner adapts ``context``) or ``none``
+    the robot's own transitions, no reward; the latent learner adapts ``context``), ``none``
     (no ``adapt_step.onnx``: the policy adapts in its recurrent state, ``memory.kind:
-    recurrent``; the other inner-loop fields then describe no step)."""
+    recurrent``; the other inner-loop fields then describe no step) or ``posterior`` (no
+    ``adapt_step.onnx``: ``encoder.onnx`` maps the robot's transitions with their rewards to
+    a posterior over ``z``, ``memory.kind: posterior``; ``steps`` is 1, one forward pass, and
+    the rate, return and baseline fields describe no step)."""
 
 
 MEMORY_FEEDBACK = ("prev_action", "prev_reward", "episode_start")
 """The feedback inputs of a recurrent ``policy.onnx``, in order (after ``obs``)."""
 MEMORY_STATE_INPUT = "state"
 MEMORY_STATE_OUTPUT = "next_state"
+POSTERIOR_STATE_INPUT = "context"
+"""The ``policy.onnx`` parameter input a posterior sets (PEARL's ``z``)."""
+ENCODER_PREFIX = "enc."
+"""Name prefix of the context encoder's parameters (the first inputs of ``encoder.onnx``)."""
+ENCODER_OUTPUTS = ("z_mean", "z_var")
+"""The outputs of ``encoder.onnx``: the posterior's mean and variance ``[Z]``."""
+MemoryKind = Literal["none", "recurrent", "posterior"]
+"""What the policy remembers between steps (``memory.kind``)."""
+FirstEpisode = Literal["meta", "prior_sample", "prior_mean"]
+"""How a posterior bundle acts before its first adaptation (``memory.first_episode``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,27 +290,49 @@ class MemorySpec:
     (RL²): ``policy.onnx`` takes ``obs``, the ``feedback`` inputs and ``state`` and returns
     ``next_state`` after the action outputs; the robot feeds ``next_state`` back as ``state``
     at its next step and resets it to zeros only for a new task (``reset: new_task``), never
-    at an episode end.
+    at an episode end. ``kind: posterior`` (PEARL): the policy's ``context`` parameter
+    (``state_input``, width ``state_dim``) is the latent ``z``; every adaptation sets it to the
+    mean of the posterior ``encoder.onnx`` computes from the object's transitions, and before
+    the first one (after construction and every ``reset_to_meta()``) it is what
+    ``first_episode`` says; no ``state_output`` and no feedback.
     """
 
-    kind: Literal["none", "recurrent"]
-    """``none`` or ``recurrent``."""
+    kind: MemoryKind
+    """``none``, ``recurrent`` or ``posterior``."""
     state_dim: int = field(metadata=bounds(ge=0))
-    """Width of the state (0 for ``none``)."""
+    """Width of the state (0 for ``none``; ``Z`` for ``posterior``)."""
     state_input: str
-    """Name of the state input of ``policy.onnx`` (``state``; empty for ``none``)."""
+    """Name of the state input of ``policy.onnx`` (``state``; ``context`` for ``posterior``, a
+    parameter input; empty for ``none``)."""
     state_output: str
-    """Name of the next-state output (``next_state``; empty for ``none``)."""
+    """Name of the next-state output (``next_state``; empty for ``none`` and ``posterior``)."""
     feedback: list[str]
     """Feedback inputs, in order: ``prev_action [B, A]`` (the action sent at the previous
     step, 0 at an episode start), ``prev_reward [B, 1]`` (its reward, 0 at an episode start)
-    and ``episode_start [B, 1]`` (1 on an episode's first step, else 0). Empty for ``none``."""
+    and ``episode_start [B, 1]`` (1 on an episode's first step, else 0). Empty for ``none``
+    and ``posterior``."""
     reward_scale: float = field(metadata=bounds(gt=0))
-    """The graph multiplies ``prev_reward`` by this (then clips it); for information."""
+    """The graph multiplies ``prev_reward`` (``posterior``: the context's rewards) by this
+    (then clips it); for information."""
     reset: Literal["new_task"]
-    """When the state goes back to zeros: at a new task (``reset_to_meta()``) only."""
+    """When the state goes back to its start: at a new task (``reset_to_meta()``) only."""
+    first_episode: FirstEpisode = "meta"
+    """How the policy acts before the first adaptation on an object: ``meta`` (with the
+    parameters as exported; ``none`` and ``recurrent``), ``prior_sample`` (``posterior``:
+    ``z`` drawn from the prior ``N(0, I)`` by the adapter's seeded generator, PEARL's posterior
+    sampling) or ``prior_mean`` (``posterior``: ``z = 0``). Bundles written before it existed
+    leave it out: ``meta``."""
 
     def __post_init__(self) -> None:
+        if self.kind == "posterior":
+            self._check_posterior()
+            return
+        if self.first_episode != "meta":
+            raise FieldError(
+                "first_episode",
+                f"{self.first_episode} picks a posterior's first z; memory.kind {self.kind} "
+                "acts with its parameters as exported: meta",
+            )
         if self.kind == "none":
             if self.state_dim or self.state_input or self.state_output or self.feedback:
                 raise FieldError(
@@ -307,10 +350,33 @@ class MemorySpec:
                 f"feedback {want[2]}, got {got[0]!r}, {got[1]!r}, {got[2]}",
             )
 
+    def _check_posterior(self) -> None:
+        if self.state_dim < 1:
+            raise FieldError("state_dim", "expected the latent width Z >= 1 for a posterior")
+        got = (self.state_input, self.state_output, list(self.feedback))
+        want: tuple[str, str, list[str]] = (POSTERIOR_STATE_INPUT, "", [])
+        if got != want:
+            raise FieldError(
+                "kind",
+                f"a posterior sets the policy's {POSTERIOR_STATE_INPUT!r} parameter: state_input "
+                f"{want[0]!r}, state_output '' and no feedback, got {got[0]!r}, {got[1]!r}, "
+                f"{got[2]}",
+            )
+        if self.first_episode == "meta":
+            raise FieldError(
+                "first_episode",
+                "a posterior says how its first episode picks z: prior_sample or prior_mean",
+            )
+
     @property
     def recurrent(self) -> bool:
         """Whether the policy carries a state (and adapts in it)."""
         return self.kind == "recurrent"
+
+    @property
+    def posterior(self) -> bool:
+        """Whether the policy adapts by a posterior over ``z`` (``encoder.onnx``, PEARL)."""
+        return self.kind == "posterior"
 
 
 def _check_file_name(field_path: str, name: str) -> None:
@@ -359,13 +425,14 @@ class Manifest:
     inner_loop: InnerLoopSpec
     """Inner-loop settings."""
     memory: MemorySpec
-    """The policy's recurrent state and feedback inputs (``kind: none`` when memoryless)."""
+    """The policy's recurrent state and feedback inputs, or the latent its posterior sets
+    (``kind: none`` when memoryless)."""
     acceptance: AcceptanceConfig
     """The acceptance rule's settings: the adapter's default ``SafetyConfig`` (and what
     ``adapt-robot eval`` judged with)."""
     graphs: dict[str, GraphSpec]
-    """``policy``, ``adapt_step`` (absent for a recurrent policy), optional ``reward`` and
-    ``policy_fp16``."""
+    """``policy``, ``adapt_step`` (absent for a recurrent or posterior policy), ``encoder``
+    (a posterior policy only), optional ``reward`` and ``policy_fp16``."""
     reward_note: str
     """Why ``reward.onnx`` is absent, or what it computes."""
     opset: int = field(metadata=bounds(ge=1))
@@ -411,9 +478,19 @@ class Manifest:
                     "a recurrent policy adapts in its state: no graphs.adapt_step, no adapted "
                     "parameter and inner_loop.loss none",
                 )
-        elif self.inner_loop.loss == "none":
+        elif self.memory.posterior:
+            self._check_posterior(adapted)
+        elif self.inner_loop.loss in ("none", "posterior"):
+            kind = "recurrent" if self.inner_loop.loss == "none" else "posterior"
             raise FieldError(
-                "inner_loop.loss", "none is for a recurrent policy (memory.kind recurrent)"
+                "inner_loop.loss",
+                f"{self.inner_loop.loss} is for memory.kind {kind}, got {self.memory.kind}",
+            )
+        if "encoder" in self.graphs and not self.memory.posterior:
+            raise FieldError(
+                "graphs.encoder",
+                f"only a posterior bundle (memory.kind posterior) carries {ENCODER_ONNX}, "
+                f"memory.kind is {self.memory.kind}",
             )
         for name, digest in self.files.items():
             _check_file_name(f"files.{name}", name)
@@ -422,9 +499,49 @@ class Manifest:
                     f"files.{name}", f"expected a hex sha256 (64 of 0-9a-f), got {digest!r}"
                 )
 
+    def _check_posterior(self, adapted: list[str]) -> None:
+        """A posterior bundle (PEARL): the encoder sets ``context``, nothing else adapts."""
+        if "adapt_step" in self.graphs or adapted or self.inner_loop.loss != "posterior":
+            raise FieldError(
+                "memory.kind",
+                f"a posterior bundle adapts by {ENCODER_ONNX}: no graphs.adapt_step, no adapted "
+                f"parameter and inner_loop.loss posterior (got adapted {adapted}, loss "
+                f"{self.inner_loop.loss})",
+            )
+        if self.inner_loop.steps != 1:
+            raise FieldError(
+                "inner_loop.steps",
+                f"a posterior is one encoder pass: expected 1, got {self.inner_loop.steps}",
+            )
+        z = self.memory.state_dim
+        if self.policy.adapt != "context" or self.policy.context_dim != z:
+            raise FieldError(
+                "memory.state_dim",
+                f"a posterior sets the policy's context: expected policy.adapt context with "
+                f"policy.context_dim = {z}, got {self.policy.adapt} with {self.policy.context_dim}",
+            )
+        shapes = {p.name: p.shape for p in self.parameters}
+        name = self.memory.state_input
+        if shapes.get(name) != [z]:
+            raise FieldError(
+                "parameters",
+                f"a posterior sets parameter {name!r} of shape [{z}] (memory.state_dim); "
+                f"got {shapes.get(name, 'no such parameter')}",
+            )
+        if not self.encoder_names():
+            raise FieldError(
+                "parameters",
+                f"a posterior bundle carries its encoder's {ENCODER_PREFIX}* parameters; none "
+                "is listed",
+            )
+
     def adapted_names(self) -> list[str]:
         """Names of the adapted parameters, in canonical order."""
         return [p.name for p in self.parameters if p.adapted]
+
+    def encoder_names(self) -> list[str]:
+        """Names of the context encoder's ``enc.*`` parameters, in canonical order."""
+        return [p.name for p in self.parameters if p.name.startswith(ENCODER_PREFIX)]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""
@@ -474,11 +591,17 @@ def parse_manifest(data: Any, source: str = MANIFEST) -> Manifest:
         raise BundleError(f"{source}: {err}; {REEXPORT}") from None
 
 
+ADDED_IN_VERSION = frozenset({"memory.first_episode"})
+"""Fields added to format 4 after bundles of it were written: a manifest may leave them out,
+and then their default applies, which is what those bundles did (export writes them all)."""
+
+
 def _require_every_field(cls: type, data: Any, where: str) -> None:
     """Every field of ``cls`` (and of its dataclass fields, recursively) is present in ``data``.
 
     The dataclasses give some fields defaults for code that builds them; a manifest must still
-    state them all (export writes every one), so nothing on the device comes from a default.
+    state them all (export writes every one), so nothing on the device comes from a default;
+    only the fields of :data:`ADDED_IN_VERSION` may be absent (older bundles of this version).
     Wrong types are left to :func:`adapt_robot.config.build`.
     """
     if not isinstance(data, Mapping):
@@ -486,6 +609,8 @@ def _require_every_field(cls: type, data: Any, where: str) -> None:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         path = f"{where}.{f.name}" if where else f.name
+        if f.name not in data and path in ADDED_IN_VERSION:
+            continue
         if f.name not in data:
             raise ConfigError(f"{path}: required key is missing")
         tp = hints[f.name]

@@ -393,3 +393,26 @@ def test_deploy_runs_without_torch(point_bundle: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "deploy-ok ['ba.gif', 'deploy.json', 'deploy.png', 'table.md']" in proc.stdout
+
+
+def test_a_posterior_bundle_deploys_with_the_encoder_as_its_adaptation(
+    pearl_bundle: Path, tmp_path: Path
+) -> None:
+    """PEARL: exploration with z from the prior, then the posterior mean, in the real loop."""
+    cfg = DeployConfig(
+        bundle=pearl_bundle, robot="sim:numpy", objects=2, post_episodes=1, out_dir=tmp_path, **FAST
+    )
+    report = run_deploy(cfg)
+    assert (
+        report.steps == 1
+        and report.episodes == Bundle.load(pearl_bundle).manifest.inner_loop.episodes
+    )
+    for obj in report.objects:
+        assert obj.adapted and obj.adapt_reason == "accepted"
+        assert all(e.params_version == 0 for e in obj.phase(BEFORE))
+        assert all(e.params_version == 1 for e in obj.phase(AFTER))
+        assert np.isfinite(obj.adapt_ms) and obj.adapt_ms > 0
+        assert np.isnan(obj.loss_before) and np.isfinite(obj.update_norm)
+        assert obj.batch_rows == report.episodes * (report.horizon - 1)  # transitions
+    with pytest.raises(ConfigError, match=r"^steps: .*posterior.*got 2"):
+        run_deploy(DeployConfig(bundle=pearl_bundle, robot="sim:numpy", steps=2, **FAST))

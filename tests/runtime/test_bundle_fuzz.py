@@ -53,6 +53,10 @@ HOSTILE_VALUES = st.one_of(
     st.sampled_from([0, -1, 1, 2, 3, 4, 10**6, 10**30, -(10**30)]),
     st.sampled_from([math.nan, math.inf, -math.inf, 1.5, -0.5, 1e308, -1e308, 5e-324, 0.0]),
     st.sampled_from(["", "no", "yes", "../policy.onnx", "/etc/hostname", "a" * 300, "1.0"]),
+    st.sampled_from(  # the names of the memory kinds and their fields
+        ["posterior", "recurrent", "none", "prior_sample", "prior_mean", "meta", "context"]
+    ),
+    st.sampled_from(["encoder.onnx", "adapt_step.onnx", "enc.l0.w", "z_mean", "rew"]),
     st.text(max_size=12),
     st.lists(st.sampled_from([0, 1.0, "x", None, math.nan]), max_size=4),
     st.dictionaries(st.sampled_from(["a", "files", "l0.w"]), st.integers(-2, 2), max_size=2),
@@ -143,6 +147,45 @@ def test_structured_manifest_mutations(point_bundle: Path, data: st.DataObject) 
         (b / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
         relock(b, files)  # as a bad export would: only the reader's checks stand in the way
         outcome(b, "mutation", case)
+
+
+POSTERIOR_SECTIONS = ("memory", "inner_loop", "graphs", "parameters", "policy")
+"""Where a posterior (PEARL) manifest's own relations live."""
+
+
+@FUZZ
+@given(data=st.data())
+def test_structured_mutations_of_a_posterior_manifest(
+    pearl_bundle: Path, data: st.DataObject
+) -> None:
+    with bundle_copy(pearl_bundle) as b:
+        manifest = read_manifest(b)
+        files = list(manifest["files"])
+        section = data.draw(st.sampled_from(POSTERIOR_SECTIONS), label="section")
+        case = f"{section}: {mutate(data, manifest[section])}"
+        (b / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+        relock(b, files)
+        outcome(b, "posterior mutation", case)
+
+
+@FUZZ
+@given(
+    target=st.sampled_from(["policy.onnx", "encoder.onnx", "params.npz"]),
+    source=st.sampled_from(["policy.onnx", "encoder.onnx", "params.npz", "policy_frozen.onnx"]),
+)
+def test_swapped_files_of_a_posterior_bundle(pearl_bundle: Path, target: str, source: str) -> None:
+    with bundle_copy(pearl_bundle) as b:
+        shutil.copyfile(pearl_bundle / source, b / target)
+        manifest = read_manifest(b)
+        manifest["files"] = {n: sha256_file(b / n) for n in manifest["files"]}
+        (b / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+        relock(b, list(manifest["files"]))
+        seen = outcome(b, "posterior swap", f"{source} -> {target}")
+        assert seen == ("harmless" if source == target else "refused")
+
+
+def test_the_posterior_bundle_itself_is_harmless(pearl_bundle: Path) -> None:
+    assert outcome(pearl_bundle, "posterior", "as exported") == "harmless"
 
 
 @FUZZ

@@ -259,14 +259,14 @@ def test_memory_refuses_a_memoryless_spec_and_an_infinite_limit_still_blocks_inf
     assert mem.prev_reward[0, 0] == 2.5
 
 
-def test_the_jobs_that_time_a_gradient_step_refuse_a_recurrent_bundle(
+def test_the_jobs_that_time_an_adaptation_step_refuse_a_recurrent_bundle(
     rl2_bundle: Path, point_bundle: Path
 ) -> None:
     from adapt_robot.bench.runtime_bench import run_runtime_bench
 
-    Bundle.load(point_bundle).require_gradient_step("deploy")  # a gradient bundle passes
+    Bundle.load(point_bundle).require_adaptation_step("deploy")  # a gradient bundle passes
     with pytest.raises(BundleError, match=r"adapts in its recurrent state.*scoreboard"):
-        Bundle.load(rl2_bundle).require_gradient_step("adapt-robot deploy")
+        Bundle.load(rl2_bundle).require_adaptation_step("adapt-robot deploy")
     with pytest.raises(BundleError, match="adapt-robot bench runtime"):
         run_runtime_bench(rl2_bundle)
 

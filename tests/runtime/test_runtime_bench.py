@@ -141,3 +141,21 @@ def test_cli_prints_the_table_and_writes_json(
     data = json.loads(out.read_text())
     assert [lp["rate_hz"] for lp in data["loops"]] == [100.0]
     assert data["setup"]["calls"] == 100
+
+
+def test_a_posterior_bundle_is_timed_by_its_encoder_pass(pearl_bundle: Path) -> None:
+    """PEARL: the step timed is one encoder.onnx pass; its adaptations are posterior updates."""
+    r = measure_runtime(
+        pearl_bundle, seconds=0.5, rates=(100.0,), calls=100, repeats=1, adapt_calls=3,
+        step_calls=5,
+    )  # fmt: skip
+    capacity = Bundle.load(pearl_bundle).manifest.inner_loop.capacity
+    assert f"| one encoder pass, {capacity} rows (ms) |" in r.table()
+    assert r.setup["step_name"] == "encoder pass" and r.setup["steps"] == 1
+    _sane(r.inner_step)
+    _sane(r.adaptation)
+    assert r.adaptation_reasons == {"accepted": 3}
+    assert r.parity["numpy_vs_onnx"] <= runtime_floor.PARITY_ATOL  # the floor skips enc.*
+    lp = r.loops[0]
+    if lp.ticks >= 2 * lp.adapt_every:  # a loaded machine may run fewer ticks
+        assert lp.accepted >= 1

@@ -4,7 +4,8 @@ A robot installs ``adapt-robot`` without the ``train`` extra. A subprocess block
 packages with a ``sys.meta_path`` finder, imports every module of ``adapt_robot.runtime``,
 loads a bundle and runs the whole adapter: act, observe (with the reward given, and computed
 by ``reward.onnx``), adapt synchronously and in the background; for an RL² bundle, a trial of
-two episodes with the recurrent state carried (and ``adapt()`` refused: it has no step).
+two episodes with the recurrent state carried (and ``adapt()`` refused: it has no step); for a
+PEARL bundle, the same as a gradient bundle, its adaptation the posterior of ``encoder.onnx``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ SCRIPT = textwrap.dedent(
             sync.observe(0.1 * t, done=t == il.horizon - 1)
         result = sync.adapt()
         assert result.reason in ("accepted", "loss_increase"), result
+        if m.memory.posterior:  # PEARL: z from the prior first, then the posterior mean
+            assert stats["adapts_by_posterior"] == 1 and result.steps == 1, (stats, result)
+            assert np.all(np.isfinite(sync.params["context"])), sync.params["context"]
+            assert np.isfinite(sync.stats()["last_posterior_var"])
+            print(m.family, "posterior", result.reason, stats["adaptations"])
+            continue
         print(m.family, result.reason, stats["adaptations"])
 
     leaked = sorted(n for n in sys.modules if n.partition(".")[0] in BLOCKED)
@@ -109,10 +116,10 @@ SCRIPT = textwrap.dedent(
 
 
 def test_runtime_runs_without_the_training_stack(
-    point_bundle: Path, grasp_bundle: Path, rl2_grasp_bundle: Path
+    point_bundle: Path, grasp_bundle: Path, rl2_grasp_bundle: Path, pearl_bundle: Path
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    bundles = [str(b) for b in (point_bundle, grasp_bundle, rl2_grasp_bundle)]
+    bundles = [str(b) for b in (point_bundle, grasp_bundle, rl2_grasp_bundle, pearl_bundle)]
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, ",".join(BLOCKED), *bundles],
         capture_output=True,
@@ -126,3 +133,4 @@ def test_runtime_runs_without_the_training_stack(
     assert "runtime-ok" in proc.stdout
     assert "point" in proc.stdout and "grasp" in proc.stdout
     assert "grasp recurrent 2" in proc.stdout
+    assert "point posterior accepted 1" in proc.stdout

@@ -95,6 +95,31 @@ def test_bundle_arm_is_reproducible_and_adapt_false_scores_fixed(point_bundle_3e
     assert fixed.stages[FIXED].adapt_ms.size == 0
 
 
+def test_a_posterior_bundle_arm_adapts_by_its_encoder(pearl_bundle: Path) -> None:
+    from adapt_robot.config import ConfigError
+    from adapt_robot.sim.registry import get_family
+
+    family = get_family("point")
+    tasks = family.sample_tasks(np.random.default_rng(5), 2, "test")
+    settings = ScoreSettings(split="test", post_episodes=1)
+    base = {"kind": "adaptive", "type": "bundle", "bundle": str(pearl_bundle)}
+    stages = ("before", "after_1", "after_2", "first_attempt")
+    spec = BundleSpec(name="p", stages=stages, experience="sequential", **base)
+    spec.validate("point")
+    a = BundleArm(spec, settings).score(family, "numpy", tasks, seed=4)
+    b = BundleArm(spec, settings).score(family, "numpy", tasks, seed=4)
+    assert list(a.stages) == ["before", "after_1", "after_2", "first_attempt"]
+    for name in a.stages:  # the prior draws come from the seeded adapter: reproducible
+        np.testing.assert_array_equal(a.stages[name].mean_return, b.stages[name].mean_return)
+    assert a.stages["before"].adapt_ms.size == 0
+    assert a.stages["after_1"].adapt_ms.size == len(tasks)  # one posterior per task
+    assert a.stages["after_2"].adapt_ms.size == 2 * len(tasks)  # sequential: after each
+    assert a.stages["first_attempt"].adapt_ms.size > len(tasks)
+    assert not a.stages["after_2"].rejections
+    with pytest.raises(ConfigError, match=r"window_steps: .*posterior"):
+        BundleSpec(name="p", stages=stages, window_steps=2, **base).validate("point")
+
+
 def test_repeats_run_each_stage_again_from_the_meta_parameters(
     point_bundle_3ep: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

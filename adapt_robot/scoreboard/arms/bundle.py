@@ -1,7 +1,7 @@
 """The ``bundle`` arm: an exported ONNX bundle scored through the robot's code path.
 
 The torch-free :class:`~adapt_robot.runtime.adapter.OnlineAdapter` (its policy graph, its inner
-step ``adapt_step.onnx``, its acceptance rule) drives a
+step ``adapt_step.onnx`` or posterior ``encoder.onnx``, its acceptance rule) drives a
 :class:`~adapt_robot.deploy.sim_robot.SimRobot` in a plain loop
 (:func:`~adapt_robot.scoreboard.arms.episodes.run_episode`). Per task, every stage starts from
 the meta-parameters (``reset_to_meta()``, experience cleared):
@@ -25,6 +25,10 @@ of all runs: a stage's scored episodes share one adaptation, so one run per task
 experience it happened to get, and on doors identical protocols differed by up to 15 points.
 
 Adapting synchronously makes the scores reproducible (the same seed gives the same figures).
+
+A posterior bundle (PEARL, ``memory.kind: posterior``) is scored as a gradient bundle is, its
+adaptation the posterior ``encoder.onnx`` computes from the same experience (``adapt_ms`` times
+it); its ``before`` episodes act with ``z`` drawn from the prior at each ``reset_to_meta()``.
 
 A recurrent bundle (RL², ``memory.kind: recurrent``) adapts in its state: for every scored
 episode the adapter starts a new task (``reset_to_meta()``) and plays ``k`` episodes of
@@ -160,6 +164,11 @@ class BundleSpec(ArmSpec):
             )
         if self.adapt and not manifest.memory.recurrent:
             check_capacity(self, manifest.inner_loop.capacity, manifest.inner_loop.horizon)
+        if manifest.memory.posterior and self.window_steps not in (None, 1):
+            raise ConfigError(
+                f"window_steps: bundle {root} adapts by its posterior (one encoder.onnx pass per "
+                f"adaptation); leave window_steps out or set 1, got {self.window_steps}"
+            )
 
 
 def check_capacity(spec: BundleSpec, capacity: int, horizon: int) -> None:
