@@ -222,6 +222,23 @@ def pack(episodes: Episodes, adv: np.ndarray, out: Batch) -> int:
     return n
 
 
+def episode_pairs(
+    obs: np.ndarray, mask: np.ndarray, capacity: int, *at_t: np.ndarray
+) -> list[np.ndarray]:
+    """The live transitions ``t -> t+1`` of padded episodes, the latest ``capacity`` of them.
+
+    ``obs [E, T, O]``, ``mask [E, T]``; ``at_t`` are per-step arrays ``[E, T, ...]`` read at
+    step ``t``. A transition is live when steps ``t`` and ``t + 1`` are both live steps of the
+    same episode (segment). Returns ``[obs_t+1, *at_t]`` rows in episode order: the one pairing
+    rule of :func:`pack_transitions` and :func:`pack_context`.
+    """
+    pair = (mask[:, :-1] > 0) & (mask[:, 1:] > 0)
+    rows = [obs[:, 1:][pair], *(x[:, :-1][pair] for x in at_t)]
+    if len(rows[0]) > capacity:
+        rows = [x[len(x) - capacity :] for x in rows]
+    return rows
+
+
 def pack_transitions(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, out: Batch) -> int:
     """Write the transitions ``(obs_t, act_t, obs_t+1)`` of padded episodes into ``out``.
 
@@ -231,11 +248,7 @@ def pack_transitions(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, out: Ba
     than the capacity, the latest are kept. Returns the number of live rows. Training builds
     its identification batches with this very function.
     """
-    pair = (mask[:, :-1] > 0) & (mask[:, 1:] > 0)
-    o, a, n = obs[:, :-1][pair], act[:, :-1][pair], obs[:, 1:][pair]
-    cap = out.obs.shape[0]
-    if len(o) > cap:
-        o, a, n = o[-cap:], a[-cap:], n[-cap:]
+    n, o, a = episode_pairs(obs, mask, out.obs.shape[0], obs, act)
     rows = len(o)
     out.obs[:rows], out.act[:rows], out.next_obs[:rows] = o, a, n
     out.mask[:rows] = 1.0
@@ -283,15 +296,11 @@ def pack_context(
 ) -> int:
     """Write the transitions ``(obs_t, act_t, rew_t, obs_t+1)`` of padded episodes into ``out``.
 
-    The same pairing as :func:`pack_transitions` (both steps live in the same episode; the
-    latest kept when there are more than the capacity), with the reward of step ``t``.
+    The pairing of :func:`pack_transitions` (:func:`episode_pairs`), with the reward of step
+    ``t``.
     Returns the number of live rows. Training builds its PEARL contexts with this function.
     """
-    pair = (mask[:, :-1] > 0) & (mask[:, 1:] > 0)
-    o, a, r, n = obs[:, :-1][pair], act[:, :-1][pair], rew[:, :-1][pair], obs[:, 1:][pair]
-    cap = out.obs.shape[0]
-    if len(o) > cap:
-        o, a, r, n = o[-cap:], a[-cap:], r[-cap:], n[-cap:]
+    n, o, a, r = episode_pairs(obs, mask, out.obs.shape[0], obs, act, rew)
     rows = len(o)
     out.obs[:rows], out.act[:rows], out.rew[:rows], out.next_obs[:rows] = o, a, r, n
     out.mask[:rows] = 1.0

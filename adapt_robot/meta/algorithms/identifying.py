@@ -39,7 +39,7 @@ from adapt_robot.meta.inner import (
 )
 from adapt_robot.meta.policy import Params, detach
 from adapt_robot.meta.samplers.local import Sampler
-from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.envs.vector import EnvBatches, VectorTaskEnv
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +132,7 @@ class IdentifyingLearner(Learner):
         self.capacity = cfg.explore_episodes * self.horizon
         self.replay: deque[list[Any]] = deque(maxlen=cfg.replay_iterations)
         self.iterations_done = 0
-        self._envs: dict[tuple[str, int], VectorTaskEnv] = {}
+        self._envs = EnvBatches(sampler.family)
 
     @abstractmethod
     def loss(self, units: list[Any]) -> dict[str, torch.Tensor]:
@@ -156,16 +156,11 @@ class IdentifyingLearner(Learner):
 
         Made once per engine and size.
         """
-        key = (engine or self.engine(), batch)
-        if key not in self._envs:
-            self._envs[key] = VectorTaskEnv(self.sampler.family, key[0], batch)
-        return self._envs[key]
+        return self._envs.get(engine or self.engine(), batch)
 
     def close(self) -> None:
         """Release the learner's own env batches."""
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
+        self._envs.close()
 
     def adapt_batches(
         self, batches: list[InnerBatch], params: Mapping[str, torch.Tensor] | None = None

@@ -41,6 +41,7 @@ import torch
 from adapt_robot.config import setting
 from adapt_robot.meta.algorithms.base import Learner, check_finite
 from adapt_robot.meta.context_encoder import (
+    ENC_PREFIX,
     ContextEncoder,
     episodes_posterior,
     gaussian_kl_to_prior,
@@ -51,7 +52,7 @@ from adapt_robot.meta.policy_protocol import Policy, diag_gaussian_log_prob
 from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.sim.core.family import TaskFamily
 from adapt_robot.sim.core.params import TaskParams
-from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.envs.vector import EnvBatches, VectorTaskEnv
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,18 +275,21 @@ class PEARL(Learner):
         }
         self.targets: Params = {k: v.detach().clone() for k, v in self.critics.items()}
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), requires_grad=True)
-        actor = [v for k, v in self.params.items() if not k.startswith("enc.") and k != "context"]
-        encoder = [v for k, v in self.params.items() if k.startswith("enc.")]
-        self.actor_opt = torch.optim.Adam(actor, lr=cfg.lr)
+        self._actor = [
+            v for k, v in self.params.items() if not k.startswith(ENC_PREFIX) and k != "context"
+        ]
+        """The actor's trained tensors (the prior mean ``context`` is not one)."""
+        self._encoder = [v for k, v in self.params.items() if k.startswith(ENC_PREFIX)]
+        self.actor_opt = torch.optim.Adam(self._actor, lr=cfg.lr)
         self.optimizer = self.actor_opt  # the base checkpoints it
-        self.critic_opt = torch.optim.Adam([*self.critics.values(), *encoder], lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam([*self.critics.values(), *self._encoder], lr=cfg.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
         family = sampler.family
         pool_rng = np.random.default_rng(seed + 13)
         self.pool: list[TaskParams] = list(family.sample_tasks(pool_rng, cfg.train_tasks, "train"))
         self.replay = TaskReplay(cfg.train_tasks, cfg.replay_size, policy.obs_dim, policy.act_dim)
         self.horizon = family.max_steps
-        self._envs: dict[int, VectorTaskEnv] = {}
+        self._envs = EnvBatches(sampler.family)
         self.iterations_done = 0
 
     @classmethod
@@ -302,15 +306,11 @@ class PEARL(Learner):
     # ------------------------------------------------------------------ envs and acting
     def env(self, batch: int) -> VectorTaskEnv:
         """The learner's env batch of ``batch`` envs (one per task), made once per size."""
-        if batch not in self._envs:
-            self._envs[batch] = VectorTaskEnv(self.sampler.family, self.sampler.engine, batch)
-        return self._envs[batch]
+        return self._envs.get(self.sampler.engine, batch)
 
     def close(self) -> None:
         """Release the learner's env batches."""
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
+        self._envs.close()
 
     def posterior(self, episodes: Sequence[Played]) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior ``(mean, var) [M, Z]`` of each task's episodes, packed as the robot does."""
@@ -475,9 +475,10 @@ class PEARL(Learner):
         check_finite(critic_loss, "pearl critic loss")
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
-        enc = [v for n, v in self.params.items() if n.startswith("enc.")]
         check_finite(
-            torch.nn.utils.clip_grad_norm_([*self.critics.values(), *enc], cfg.max_grad_norm),
+            torch.nn.utils.clip_grad_norm_(
+                [*self.critics.values(), *self._encoder], cfg.max_grad_norm
+            ),
             "pearl critic gradient norm",
         )
         self.critic_opt.step()
@@ -495,9 +496,9 @@ class PEARL(Learner):
         check_finite(actor_loss, "pearl actor loss")
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
-        actor = [v for n, v in self.params.items() if not n.startswith("enc.") and n != "context"]
         check_finite(
-            torch.nn.utils.clip_grad_norm_(actor, cfg.max_grad_norm), "pearl actor gradient norm"
+            torch.nn.utils.clip_grad_norm_(self._actor, cfg.max_grad_norm),
+            "pearl actor gradient norm",
         )
         self.actor_opt.step()
 

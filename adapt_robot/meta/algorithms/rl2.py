@@ -30,7 +30,7 @@ from adapt_robot.meta.samplers.local import Sampler
 from adapt_robot.runtime.returns import gae, normalize_advantages
 from adapt_robot.sim.core.family import Expert, TaskFamily
 from adapt_robot.sim.core.params import TaskParams
-from adapt_robot.sim.envs.vector import VectorTaskEnv
+from adapt_robot.sim.envs.vector import EnvBatches, VectorTaskEnv
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,7 +217,7 @@ class RL2(Learner):
             k: v.requires_grad_(True) for k, v in _value_init(width, cfg.value_hidden, gen).items()
         }
         self.optimizer = torch.optim.Adam([*self.params.values(), *self.value.values()], lr=cfg.lr)
-        self._envs: dict[int, VectorTaskEnv] = {}
+        self._envs = EnvBatches(sampler.family)
         self.iterations_done = 0
         """Iterations trained (checkpointed: DAgger's schedule resumes where it stopped)."""
 
@@ -230,15 +230,11 @@ class RL2(Learner):
 
     def env(self, batch: int) -> VectorTaskEnv:
         """The learner's env batch of ``batch`` envs (one per task), made once per size."""
-        if batch not in self._envs:
-            self._envs[batch] = VectorTaskEnv(self.sampler.family, self.sampler.engine, batch)
-        return self._envs[batch]
+        return self._envs.get(self.sampler.engine, batch)
 
     def close(self) -> None:
         """Release the learner's env batches."""
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
+        self._envs.close()
 
     def trials(
         self,
