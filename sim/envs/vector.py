@@ -173,3 +173,24 @@ class VectorTaskEnv:
     def close(self) -> None:
         """Release the engine."""
         self.physics.close()
+
+
+class EnvBatches:
+    """A learner's own env batches of one family: made once per (engine, size), closed together."""
+
+    def __init__(self, family: TaskFamily[Any]) -> None:
+        self.family = family
+        self._envs: dict[tuple[str, int], VectorTaskEnv] = {}
+
+    def get(self, engine: str, batch: int) -> VectorTaskEnv:
+        """The batch of ``batch`` envs in ``engine`` (made at the first call)."""
+        key = (engine, batch)
+        if key not in self._envs:
+            self._envs[key] = VectorTaskEnv(self.family, engine, batch)
+        return self._envs[key]
+
+    def close(self) -> None:
+        """Release every batch."""
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
