@@ -148,3 +148,14 @@ def test_fp16_policy_parity(tmp_path: Path) -> None:
     graphs.export_policy(path, policy, params, LOW, HIGH, fp16=True)
     err = parity.check_policy(path, policy, params, LOW, HIGH, np.random.default_rng(0))
     assert 0 < err <= parity.RTOL_FP16
+
+
+def test_chained_check_still_catches_a_wrong_graph(tmp_path: Path) -> None:
+    """Later steps are measured against the first step's scale too: that must not hide a graph
+    whose steps are all wrong."""
+    policy, params, lrs = make_policy("head", True)
+    step = tmp_path / "adapt_step.onnx"
+    graphs.export_adapt_step(step, policy, params, lrs, N)
+    policy.normalizer.var = policy.normalizer.var * 1.3
+    rng = np.random.default_rng(2)
+    assert parity.check_adapt_step(step, policy, params, lrs, N, rng, steps=3) > 1e-3
