@@ -78,6 +78,12 @@ class ScoreboardConfig:
     arms: tuple[ArmSpec, ...] = setting(
         (), doc="Arms: mappings with name, kind (oracle|robust|adaptive), type and its options."
     )
+    only: tuple[str, ...] = setting(
+        (),
+        doc="Score only the arms of these names (in the file's order; the others are not "
+        "validated, so their bundles need not exist), e.g. --set 'only=[expert, door_pearl]'; "
+        "empty: every arm.",
+    )
 
     def settings(self) -> ScoreSettings:
         """What the arms take from this config."""
@@ -103,6 +109,11 @@ def build_arm(raw: Any, where: str, family: str) -> ArmSpec:
     except ConfigError as err:
         raise ConfigError(f"{where}.{err}") from None
     return spec
+
+
+def chosen(raw_arm: Any, only: Sequence[str]) -> bool:
+    """Whether an arm mapping is scored under ``only`` (every arm when ``only`` is empty)."""
+    return not only or (isinstance(raw_arm, Mapping) and raw_arm.get("name") in only)
 
 
 def build_scoreboard_config(
@@ -139,7 +150,12 @@ def build_scoreboard_config(
         raise ConfigError(
             f"arms: expected a list of arm mappings (name, kind, type), got {arms_raw!r}"
         )
-    arms = tuple(build_arm(a, f"arms[{i}]", family.name) for i, a in enumerate(arms_raw))
+    picked = [(i, a) for i, a in enumerate(arms_raw) if chosen(a, cfg.only)]
+    names = [a.get("name") for a in arms_raw if isinstance(a, Mapping)]
+    unknown = [n for n in cfg.only if n not in names]
+    if unknown:
+        raise ConfigError(f"only: no arm named {unknown} in arms (names: {names})")
+    arms = tuple(build_arm(a, f"arms[{i}]", family.name) for i, a in picked)
     seen: dict[str, int] = {}
     for i, arm in enumerate(arms):
         if arm.name in seen:

@@ -110,3 +110,23 @@ def test_smoke_launch_file_validates(point_bundle_3ep: Path, tmp_path: Path) -> 
     assert {a.kind for a in cfg.arms} == {"oracle", "robust", "adaptive"}
     assert all(a.type in ARM_TYPES for a in cfg.arms)
     assert isinstance(cfg.arms[2], BundleSpec)
+
+
+def test_only_scores_the_named_arms_and_skips_validating_the_rest() -> None:
+    missing = {"name": "b", "kind": "adaptive", "type": "bundle", "bundle": "/nonexistent/b"}
+    cfg = build_scoreboard_config(_data(missing, only=["robust", "oracle"]))
+    assert [a.name for a in cfg.arms] == ["oracle", "robust"]  # the file's order
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        (["oracle", "nope"], r"only: no arm named \[.nope.\] in arms \(names: \[.oracle."),
+        (["oracle"], r"arms: no robust arm"),
+    ],
+)
+def test_only_refuses_unknown_names_and_a_board_without_references(
+    only: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_scoreboard_config(_data(only=only))
