@@ -72,7 +72,7 @@ def open_run(run_dir: str | Path, engine: str | None) -> tuple[Learner, dict[str
     trained_engine = learner.sampler.engine
     family = learner.sampler.family
     if engine is not None and engine != trained_engine:
-        learner.sampler.close()
+        learner.close()
         if engine not in family.engines:
             raise ConfigError(
                 f"{path}: --backend {engine}: family {family.name!r} runs only in "
@@ -142,7 +142,7 @@ def run_eval(
             reports.append(evaluate_learner(learner, protocol, track=track, source=source))
     finally:
         for learner, _ in opened:
-            learner.sampler.close()
+            learner.close()
     name = eval_dir_name(protocol.engine)
     own_dirs = [Path(d) / name for d in run_dirs]
     if out is not None and len(run_dirs) == 1:

@@ -140,7 +140,7 @@ class Trainer:
         try:
             self._loop(learner, rng, iteration, env_steps, eval_tasks)
         finally:
-            learner.sampler.close()
+            learner.close()
 
     def _loop(
         self,

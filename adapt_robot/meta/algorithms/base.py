@@ -148,6 +148,10 @@ class Learner(ABC):
         live = rollouts.mask.reshape(-1) > 0
         self.policy.normalizer.update(rollouts.obs.reshape(-1, rollouts.obs.shape[-1])[live])
 
+    def close(self) -> None:
+        """Release the sampler's envs and workers (and, in subclasses, the learner's own)."""
+        self.sampler.close()
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (tensors, lists and numbers only)."""
         norm = self.policy.normalizer.state_dict()

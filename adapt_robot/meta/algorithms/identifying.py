@@ -159,8 +159,9 @@ class IdentifyingLearner(Learner):
         return self._envs.get(engine or self.engine(), batch)
 
     def close(self) -> None:
-        """Release the learner's own env batches."""
+        """Release the learner's own env batches and the sampler's."""
         self._envs.close()
+        super().close()
 
     def adapt_batches(
         self, batches: list[InnerBatch], params: Mapping[str, torch.Tensor] | None = None

@@ -309,8 +309,9 @@ class PEARL(Learner):
         return self._envs.get(self.sampler.engine, batch)
 
     def close(self) -> None:
-        """Release the learner's env batches."""
+        """Release the learner's own env batches and the sampler's."""
         self._envs.close()
+        super().close()
 
     def posterior(self, episodes: Sequence[Played]) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior ``(mean, var) [M, Z]`` of each task's episodes, packed as the robot does."""

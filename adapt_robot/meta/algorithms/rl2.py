@@ -233,8 +233,9 @@ class RL2(Learner):
         return self._envs.get(self.sampler.engine, batch)
 
     def close(self) -> None:
-        """Release the learner's env batches."""
+        """Release the learner's own env batches and the sampler's."""
         self._envs.close()
+        super().close()
 
     def trials(
         self,
