@@ -130,3 +130,21 @@ def test_only_refuses_unknown_names_and_a_board_without_references(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_scoreboard_config(_data(only=only))
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).resolve().parents[2].glob("launch/scoreboard_*.yaml")), ids=str
+)
+def test_committed_scoreboards_validate_without_their_bundles(path: Path) -> None:
+    """Every committed board: its reference arms validate, and every bundle arm's options are
+    known keys of the right types (its bundle is trained by the commands in the file)."""
+    import yaml
+
+    from adapt_robot.config import build
+
+    arms = yaml.safe_load(path.read_text())["arms"]
+    refs = [a["name"] for a in arms if a["type"] != "bundle"]
+    cfg = load_scoreboard_config(path, [f"only=[{', '.join(refs)}]"])
+    assert [a.name for a in cfg.arms] == refs
+    for i, arm in enumerate(a for a in arms if a["type"] == "bundle"):
+        assert isinstance(build(BundleSpec, dict(arm), f"arms[{i}]"), BundleSpec)
