@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from adapt_robot.config import ConfigError
-from adapt_robot.meta.algorithms.pearl import PEARL, TaskReplay
+from adapt_robot.meta.algorithms.pearl import PEARL, TaskReplay, actor_objective
 from adapt_robot.meta.context_encoder import (
     ContextEncoder,
     gaussian_kl_to_prior,
@@ -174,3 +174,21 @@ def test_an_update_trains_actor_critics_and_encoder_but_never_the_prior_mean(
         assert not torch.equal(v, critics[k]) and not torch.equal(v, learner.critics[k])
     assert learner.replay.count.sum() == metrics["env_steps"]
     learner.close()
+
+
+def test_q_normalised_actor_objective_is_blind_to_the_scale_of_the_returns() -> None:
+    """TD3+BC's lambda = 1 / mean|Q|: Q = (-2, -6) gives mean(-Q) / 4 = -1, and returns 100
+    times larger give the same loss and the same gradient in the actor's Q; raw, 100 times it."""
+    grads = []
+    for scale in (1.0, 100.0):
+        q = torch.tensor([-2.0, -6.0]) * scale
+        q.requires_grad_(True)
+        loss = actor_objective(-q, q, normalize=True)
+        loss.backward()
+        assert loss.item() == pytest.approx(1.0)  # mean(2, 6) * scale / (4 * scale)
+        assert q.grad is not None
+        grads.append(q.grad * scale)  # d loss / d (q / scale)
+    torch.testing.assert_close(grads[0], grads[1])
+    torch.testing.assert_close(grads[0], torch.tensor([-0.125, -0.125]))
+    raw = torch.tensor([-200.0, -600.0])
+    assert actor_objective(-raw, raw, normalize=False).item() == pytest.approx(400.0)

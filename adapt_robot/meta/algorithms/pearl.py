@@ -21,7 +21,8 @@ Training is off-policy, one replay per task of a fixed pool of ``train_tasks`` t
   Bellman target of polyak-averaged target critics; the encoder is trained by the critic loss
   plus ``kl_weight * KL(q(z | c) || N(0, I))`` (PEARL's information bottleneck). The actor
   minimises ``alpha log pi(a | s, z) - min Q(s, a, z)`` with ``z`` detached (plus ``bc_coef``
-  times the squared distance of its mean to the expert's label), and ``alpha`` is tuned to a
+  times the squared distance of its mean to the expert's label; with ``q_normalize`` the
+  first term is divided by the batch's mean ``|Q|``, as in TD3+BC), and ``alpha`` is tuned to a
   target entropy of ``-act_dim`` (Haarnoja et al. 2018).
 
 The policy's log std is a parameter, not a function of the state (the bundle's policy
@@ -109,6 +110,26 @@ class PEARLConfig:
         "visited states (labels stored in the replay; training only). 0: SAC alone.",
         ge=0,
     )
+    q_normalize: bool = setting(
+        False,
+        doc="Divide the actor's soft-Q term by its batch mean |Q| (TD3+BC, Fujimoto and Gu "
+        "2021), so bc_coef weighs the imitation term against a Q term of scale 1 whatever "
+        "the returns' size (with raw Q, returns of 100 drown the imitation term).",
+    )
+
+
+def actor_objective(
+    soft_q_loss: torch.Tensor, q_pi: torch.Tensor, *, normalize: bool
+) -> torch.Tensor:
+    """The SAC actor's loss ``mean(alpha log pi - Q)``, optionally Q-normalised.
+
+    With ``normalize`` it is divided by the batch's mean ``|Q|`` (held constant): TD3+BC's
+    ``lambda = 1 / mean|Q|``.
+    """
+    loss = soft_q_loss.mean()
+    if normalize:
+        loss = loss / q_pi.detach().abs().mean().clamp_min(1e-6)
+    return loss
 
 
 class TaskReplay:
@@ -488,7 +509,7 @@ class PEARL(Learner):
         frozen = detach(self.critics)
         xa = self._q_input(b["obs"], a, zd)
         q_pi = torch.minimum(self.critic(frozen, "q1.", xa), self.critic(frozen, "q2.", xa))
-        actor_loss = (alpha * logp - q_pi).mean()
+        actor_loss = actor_objective(alpha * logp - q_pi, q_pi, normalize=cfg.q_normalize)
         out = {"critic_loss": float(q_loss.item()), "kl": float(kl.item())}
         if cfg.bc_coef > 0:
             bc = ((mu - b["label"]) ** 2).sum(-1).mean()
